@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= data
+LISTEN ?= 127.0.0.1:8008
+SERVER_NAME ?= localhost
+
+.PHONY: run test lint typecheck bench clean
+
+$(BIN)/edgehs: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(DATA)/edgehs.yaml: | $(BIN)/edgehs
+	$(BIN)/edgehs generate-config --server-name $(SERVER_NAME) --data-dir $(DATA) \
+		--listen $(LISTEN) --enable-registration
+
+run: $(BIN)/edgehs $(DATA)/edgehs.yaml
+	$(BIN)/edgehs run -c $(DATA)/edgehs.yaml
+
+test: $(BIN)/edgehs
+	$(BIN)/ruff check edgehs devices tests bench
+	$(BIN)/mypy edgehs/protocol edgehs/service
+	$(BIN)/pytest -q
+
+bench: $(BIN)/edgehs
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

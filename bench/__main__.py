@@ -1,0 +1,81 @@
+"""``python -m bench [--only edgehs|synapse] [--quick] [--no-write]``.
+
+Measures edgehs, then Synapse, one at a time on fresh data dirs, prints the comparison table
+and writes it to bench/RESULTS.md. Exit code 0 when every selected server was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from bench import edgehs, report, synapse
+from bench.model import FULL, QUICK, Params, ServerResult
+from bench.runner import Target, log, run_server
+
+BENCH_DIR = Path(__file__).resolve().parent
+WORK = BENCH_DIR / ".work"
+SYNAPSE_VENV = WORK / "synapse-venv"
+
+
+def _targets() -> dict[str, Target]:
+    return {
+        "edgehs": Target(
+            name="edgehs",
+            slug="edgehs",
+            version=edgehs.version,
+            prepare=edgehs.prepare,
+        ),
+        "synapse": Target(
+            name="Synapse",
+            slug="synapse",
+            version=lambda: synapse.ensure_venv(SYNAPSE_VENV, WORK / "synapse-install.log"),
+            prepare=lambda root, port: synapse.prepare(root, port, SYNAPSE_VENV),
+        ),
+    }
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", choices=["edgehs", "synapse"], help="measure one server only")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (development)")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the table but leave RESULTS.md alone"
+    )
+    return parser.parse_args(argv)
+
+
+async def _run(selected: list[Target], params: Params) -> list[ServerResult]:
+    results = []
+    for target in selected:
+        results.append(await run_server(target, WORK, params))
+    return results
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Turn SIGTERM into SystemExit so `finally` blocks and atexit stop the servers.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    params = QUICK if args.quick else FULL
+    targets = _targets()
+    selected = [targets[args.only]] if args.only else [targets["edgehs"], targets["synapse"]]
+    WORK.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(_run(selected, params))
+    command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+    body = report.section(command, params, results)
+    print(body)
+    if not args.no_write:
+        report.write_results(BENCH_DIR / "RESULTS.md", body)
+        log(f"wrote {BENCH_DIR / 'RESULTS.md'}")
+    return 0 if all(r.error is None for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

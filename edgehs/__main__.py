@@ -1,0 +1,5 @@
+import sys
+
+from edgehs.cli import main
+
+sys.exit(main())

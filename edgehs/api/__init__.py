@@ -1,0 +1,1 @@
+"""HTTP: parse -> call a service -> shape JSON. No SQL, no auth rules here."""

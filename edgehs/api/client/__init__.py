@@ -1,0 +1,1 @@
+"""Client-Server API handlers, one file per spec module."""

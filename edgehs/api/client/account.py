@@ -1,0 +1,110 @@
+"""Account management: whoami, password, deactivation, devices.
+
+https://spec.matrix.org/v1.19/client-server-api/#account-registration-and-management
+https://spec.matrix.org/v1.19/client-server-api/#device-management
+"""
+
+from aiohttp import web
+
+from edgehs.api.auth import requester
+from edgehs.api.client.uia import require_password
+from edgehs.api.keys import hs
+from edgehs.api.params import field, json_body, require
+from edgehs.errors import Codes, MatrixError
+from edgehs.types import JsonDict
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """GET /account/whoami — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3accountwhoami"""
+    who = await requester(request)
+    body: JsonDict = {"user_id": who.user_id, "is_guest": False}
+    if who.device_id is not None:
+        body["device_id"] = who.device_id
+    return web.json_response(body)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    """POST /account/password — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountpassword"""
+    who = await requester(request)
+    body = await json_body(request)
+    await require_password(request, who, body)
+    new_password = require(body, "new_password", str)
+    if not new_password:
+        raise MatrixError(400, Codes.WEAK_PASSWORD, "The new password must not be empty")
+    server = hs(request)
+    await server.users.set_password(who.user_id, new_password)
+    if field(body, "logout_devices", bool, default=True):
+        await server.user_store.delete_other_tokens(who.user_id, who.device_id)
+    return web.json_response({})
+
+
+async def deactivate(request: web.Request) -> web.Response:
+    """POST /account/deactivate — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate"""
+    who = await requester(request)
+    body = await json_body(request)
+    await require_password(request, who, body)
+    server = hs(request)
+    rooms = await server.member_store.get_rooms_for_user(who.user_id, ("join", "invite"))
+    for room_id in rooms:
+        await server.rooms.change_membership(room_id, who.user_id, who.user_id, "leave")
+    await server.user_store.deactivate(who.user_id)
+    return web.json_response({"id_server_unbind_result": "no-support"})
+
+
+def _device_json(device: dict[str, object]) -> JsonDict:
+    return {k: v for k, v in device.items() if v is not None}
+
+
+async def get_devices(request: web.Request) -> web.Response:
+    """GET /devices — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devices"""
+    who = await requester(request)
+    devices = await hs(request).user_store.get_devices(who.user_id)
+    return web.json_response({"devices": [_device_json(d) for d in devices]})
+
+
+async def get_device(request: web.Request) -> web.Response:
+    """GET /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devicesdeviceid"""
+    who = await requester(request)
+    device = await hs(request).user_store.get_device(who.user_id, request.match_info["deviceId"])
+    if device is None:
+        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
+    return web.json_response(_device_json(device))
+
+
+async def put_device(request: web.Request) -> web.Response:
+    """PUT /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3devicesdeviceid"""
+    who = await requester(request)
+    body = await json_body(request)
+    server = hs(request)
+    device_id = request.match_info["deviceId"]
+    if await server.user_store.get_device(who.user_id, device_id) is None:
+        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
+    name = field(body, "display_name", str)
+    if name is not None:
+        await server.user_store.set_device_name(who.user_id, device_id, name)
+    return web.json_response({})
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    """DELETE /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#delete_matrixclientv3devicesdeviceid"""
+    who = await requester(request)
+    body = await json_body(request)
+    server = hs(request)
+    device_id = request.match_info["deviceId"]
+    if await server.user_store.get_device(who.user_id, device_id) is None:
+        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
+    await require_password(request, who, body)
+    await server.user_store.delete_devices(who.user_id, [device_id])
+    return web.json_response({})
+
+
+async def delete_devices(request: web.Request) -> web.Response:
+    """POST /delete_devices — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3delete_devices"""
+    who = await requester(request)
+    body = await json_body(request)
+    devices = require(body, "devices", list)
+    if not all(isinstance(d, str) for d in devices):
+        raise MatrixError(400, Codes.BAD_JSON, "devices must be a list of device ids")
+    await require_password(request, who, body)
+    await hs(request).user_store.delete_devices(who.user_id, devices)
+    return web.json_response({})

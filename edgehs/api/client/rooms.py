@@ -1,0 +1,157 @@
+"""Room creation and membership.
+
+https://spec.matrix.org/v1.19/client-server-api/#creation
+https://spec.matrix.org/v1.19/client-server-api/#room-membership
+"""
+
+from aiohttp import web
+
+from edgehs.api.auth import requester
+from edgehs.api.keys import hs
+from edgehs.api.params import field, json_body, require
+from edgehs.errors import Codes, MatrixError
+from edgehs.types import JsonDict
+
+
+def _check_create_body(body: JsonDict) -> None:
+    for key, kind in (("name", str), ("topic", str), ("room_alias_name", str), ("preset", str),
+                      ("room_version", str), ("visibility", str), ("invite", list),
+                      ("initial_state", list), ("is_direct", bool),
+                      ("creation_content", dict), ("power_level_content_override", dict)):
+        field(body, key, kind)
+    if body.get("visibility", "private") not in ("public", "private"):
+        raise MatrixError(400, Codes.INVALID_PARAM, "visibility must be public or private")
+    for item in body.get("initial_state") or []:
+        if not (isinstance(item, dict) and isinstance(item.get("type"), str)
+                and isinstance(item.get("content"), dict)
+                and isinstance(item.get("state_key", ""), str)):
+            raise MatrixError(400, Codes.BAD_JSON,
+                              "initial_state entries need type, content and a string state_key")
+        if item["type"] == "m.room.create":
+            raise MatrixError(400, Codes.BAD_JSON, "initial_state cannot contain m.room.create")
+    if not all(isinstance(u, str) for u in body.get("invite") or []):
+        raise MatrixError(400, Codes.BAD_JSON, "invite must be a list of user ids")
+
+
+async def create_room(request: web.Request) -> web.Response:
+    """POST /createRoom — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom"""
+    who = await requester(request)
+    body = await json_body(request)
+    _check_create_body(body)
+    room_id, _alias = await hs(request).rooms.create_room(who.user_id, body)
+    return web.json_response({"room_id": room_id})
+
+
+async def join(request: web.Request) -> web.Response:
+    """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3joinroomidoralias"""
+    who = await requester(request)
+    body = await json_body(request)
+    target = request.match_info.get("roomIdOrAlias") or request.match_info["roomId"]
+    server = hs(request)
+    room_id = await server.rooms.resolve_room(target)
+    who.check_room(room_id)
+    membership = await server.member_store.get_membership(room_id, who.user_id)
+    if membership is None or membership[0] != "join":
+        await server.rooms.join(room_id, who.user_id, field(body, "reason", str))
+    return web.json_response({"room_id": room_id})
+
+
+def _membership_handler(membership: str, *, target_from_body: bool) -> web.RequestHandler:
+    async def handler(request: web.Request) -> web.Response:
+        who = await requester(request)
+        body = await json_body(request)
+        room_id = request.match_info["roomId"]
+        who.check_room(room_id)
+        target = require(body, "user_id", str) if target_from_body else who.user_id
+        server = hs(request)
+        reason = field(body, "reason", str)
+        if membership == "unban":
+            current = await server.member_store.get_membership(room_id, target)
+            if current is None or current[0] != "ban":
+                raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not banned")
+            await server.rooms.change_membership(room_id, who.user_id, target, "leave", reason)
+        elif membership == "kick":
+            current = await server.member_store.get_membership(room_id, target)
+            if current is None or current[0] not in ("join", "invite", "knock"):
+                raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not in the room")
+            await server.rooms.change_membership(room_id, who.user_id, target, "leave", reason)
+        elif membership == "leave":
+            await server.events.room_version(room_id)
+            current = await server.member_store.get_membership(room_id, target)
+            if current is None or current[0] in ("leave", "ban"):
+                raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
+            await server.rooms.change_membership(room_id, who.user_id, target, "leave", reason)
+        else:
+            await server.rooms.change_membership(room_id, who.user_id, target, membership, reason)
+        return web.json_response({})
+
+    handler.__doc__ = f"POST /rooms/{{roomId}}/{membership} — https://spec.matrix.org/v1.19/client-server-api/#room-membership"
+    return handler
+
+
+invite = _membership_handler("invite", target_from_body=True)
+leave = _membership_handler("leave", target_from_body=False)
+kick = _membership_handler("kick", target_from_body=True)
+ban = _membership_handler("ban", target_from_body=True)
+unban = _membership_handler("unban", target_from_body=True)
+
+
+async def forget(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/forget — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidforget"""
+    who = await requester(request)
+    room_id = request.match_info["roomId"]
+    server = hs(request)
+    current = await server.member_store.get_membership(room_id, who.user_id)
+    if current is None:
+        raise MatrixError(404, Codes.NOT_FOUND, "You have never been in this room")
+    if current[0] in ("join", "invite"):
+        raise MatrixError(400, Codes.UNKNOWN, "Leave the room before forgetting it")
+    await server.member_store.forget(room_id, who.user_id)
+    return web.json_response({})
+
+
+async def joined_rooms(request: web.Request) -> web.Response:
+    """GET /joined_rooms — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3joined_rooms"""
+    who = await requester(request)
+    rooms = await hs(request).member_store.get_rooms_for_user(who.user_id)
+    return web.json_response({"joined_rooms": sorted(rooms)})
+
+
+async def members(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/members — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmembers"""
+    who = await requester(request)
+    room_id = request.match_info["roomId"]
+    server = hs(request)
+    await server.events.room_version(room_id)
+    await server.visibility.require_readable(room_id, who.user_id)
+    wanted = request.query.get("membership")
+    not_wanted = request.query.get("not_membership")
+    state = await server.state_store.get_current_state_ids(room_id)
+    ids = [e for (t, _), e in state.items() if t == "m.room.member"]
+    events = (await server.event_store.get_events(ids)).values()
+    chosen = [
+        ev for ev in events
+        if (wanted is None or ev.pdu["content"].get("membership") == wanted)
+        and (not_wanted is None or ev.pdu["content"].get("membership") != not_wanted)
+    ]
+    return web.json_response({"chunk": await server.formatter.format(chosen, who.user_id)})
+
+
+async def joined_members(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/joined_members — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidjoined_members"""
+    who = await requester(request)
+    room_id = request.match_info["roomId"]
+    server = hs(request)
+    await server.events.room_version(room_id)
+    await server.visibility.require_joined(room_id, who.user_id)
+    state = await server.state_store.get_current_state_ids(room_id)
+    ids = [e for (t, _), e in state.items() if t == "m.room.member"]
+    joined: JsonDict = {}
+    for ev in (await server.event_store.get_events(ids)).values():
+        content = ev.pdu["content"]
+        if content.get("membership") == "join":
+            joined[ev.pdu["state_key"]] = {
+                "display_name": content.get("displayname"),
+                "avatar_url": content.get("avatar_url"),
+            }
+    return web.json_response({"joined": joined})

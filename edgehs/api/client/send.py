@@ -1,0 +1,180 @@
+"""Sending events, room state, redactions and single events.
+
+https://spec.matrix.org/v1.19/client-server-api/#sending-events-to-a-room
+https://spec.matrix.org/v1.19/client-server-api/#redactions
+https://spec.matrix.org/v1.19/client-server-api/#getting-events-for-a-room
+"""
+
+from aiohttp import web
+
+from edgehs.api.auth import Requester, requester
+from edgehs.api.keys import hs
+from edgehs.api.params import field, json_body
+from edgehs.errors import Codes, MatrixError
+from edgehs.homeserver import HomeServer
+from edgehs.types import JsonDict
+
+MAX_TYPE_LENGTH = 255
+
+
+def _event_type(request: web.Request) -> str:
+    event_type = request.match_info["eventType"]
+    if not event_type or len(event_type) > MAX_TYPE_LENGTH:
+        raise MatrixError(400, Codes.INVALID_PARAM, "Event type must be 1-255 characters")
+    return event_type
+
+
+async def _send(request: web.Request, who: Requester, server: HomeServer, room_id: str,
+                event_type: str, content: JsonDict, txn_id: str | None) -> web.Response:
+    who.check_room(room_id)
+    server.rc_message.check(who.user_id)
+    if event_type == "m.room.redaction":
+        raise MatrixError(400, Codes.INVALID_PARAM, "Use the /redact endpoint to redact events")
+    await server.events.room_version(room_id)
+    await server.visibility.require_joined(room_id, who.user_id)
+    stored = await server.events.send(
+        room_id, who.user_id, event_type, content, txn_id=txn_id, device_id=who.device_id,
+    )
+    return web.json_response({"event_id": stored.event_id})
+
+
+async def send_message(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/send/{eventType}/{txnId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid"""
+    who = await requester(request)
+    body = await json_body(request, allow_empty=False)
+    return await _send(request, who, hs(request), request.match_info["roomId"],
+                       _event_type(request), body, request.match_info["txnId"])
+
+
+async def send_message_legacy(request: web.Request) -> web.Response:
+    """POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType} — the 2015 form without a
+    transaction id, kept for microcontrollers posting with one curl line."""
+    who = await requester(request)
+    body = await json_body(request, allow_empty=False)
+    return await _send(request, who, hs(request), request.match_info["roomId"],
+                       _event_type(request), body, None)
+
+
+async def put_state(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/state/{eventType}/{stateKey} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidstateeventtypestatekey"""
+    who = await requester(request)
+    body = await json_body(request, allow_empty=False)
+    room_id = request.match_info["roomId"]
+    event_type = _event_type(request)
+    state_key = request.match_info.get("stateKey", "")
+    who.check_room(room_id)
+    server = hs(request)
+    server.rc_message.check(who.user_id)
+    await server.events.room_version(room_id)
+    if event_type == "m.room.member":
+        raise MatrixError(400, Codes.INVALID_PARAM, "Use the membership endpoints for members")
+    if event_type == "m.room.canonical_alias":
+        await _check_canonical_alias(server, room_id, body)
+    # Sending identical state again is a no-op that returns the existing event.
+    current = await server.events.current_state_event(room_id, (event_type, state_key))
+    if current is not None and current["content"] == body and current["sender"] == who.user_id:
+        return web.json_response({"event_id": current["event_id"]})
+    await server.visibility.require_joined(room_id, who.user_id)
+    stored = await server.events.send(room_id, who.user_id, event_type, body, state_key)
+    return web.json_response({"event_id": stored.event_id})
+
+
+async def _check_canonical_alias(server: HomeServer, room_id: str, body: JsonDict) -> None:
+    aliases = [body.get("alias")] if body.get("alias") is not None else []
+    alt = body.get("alt_aliases", [])
+    if not isinstance(alt, list):
+        raise MatrixError(400, Codes.BAD_JSON, "alt_aliases must be a list")
+    for alias in [*aliases, *alt]:
+        if not isinstance(alias, str):
+            raise MatrixError(400, Codes.BAD_JSON, "Aliases must be strings")
+        found = await server.room_store.get_alias(alias)
+        if found is None or found[0] != room_id:
+            raise MatrixError(400, Codes.BAD_ALIAS, f"{alias} does not point to this room")
+
+
+async def get_state_event(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/state/{eventType}/{stateKey} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstateeventtypestatekey"""
+    who = await requester(request)
+    room_id = request.match_info["roomId"]
+    key = (request.match_info["eventType"], request.match_info.get("stateKey", ""))
+    server = hs(request)
+    await server.events.room_version(room_id)
+    until = await server.visibility.require_readable(room_id, who.user_id)
+    event_id = await _state_at(server, room_id, until, key)
+    if event_id is None:
+        raise MatrixError(404, Codes.NOT_FOUND, "No such state event")
+    ev = await server.event_store.get_event(event_id)
+    assert ev is not None
+    formatted = await server.formatter.format_one(ev, who.user_id)
+    if request.query.get("format") == "event":
+        return web.json_response(formatted)
+    return web.json_response(formatted["content"])
+
+
+async def _state_at(server: HomeServer, room_id: str, until: int,
+                    key: tuple[str, str]) -> str | None:
+    if until >= 2**62:
+        return await server.state_store.get_current_state_event_id(room_id, key)
+    state = await _state_ids_at(server, room_id, until)
+    return state.get(key)
+
+
+async def _state_ids_at(server: HomeServer, room_id: str, until: int) -> dict[tuple[str, str], str]:
+    """The room state a former member last saw (state after their leave event)."""
+    if until >= 2**62:
+        return await server.state_store.get_current_state_ids(room_id)
+    events = await server.event_store.get_room_events(room_id, before=until, limit=1,
+                                                      backwards=True)
+    if not events:
+        return {}
+    return await server.state_store.get_state_after(events[0].event_id) or {}
+
+
+async def get_state(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/state — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstate"""
+    who = await requester(request)
+    room_id = request.match_info["roomId"]
+    server = hs(request)
+    await server.events.room_version(room_id)
+    until = await server.visibility.require_readable(room_id, who.user_id)
+    state = await _state_ids_at(server, room_id, until)
+    events = (await server.event_store.get_events(state.values())).values()
+    return web.json_response(await server.formatter.format(events, who.user_id))
+
+
+async def redact(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/redact/{eventId}/{txnId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidredacteventidtxnid"""
+    who = await requester(request)
+    body = await json_body(request)
+    room_id = request.match_info["roomId"]
+    who.check_room(room_id)
+    server = hs(request)
+    server.rc_message.check(who.user_id)
+    await server.events.room_version(room_id)
+    await server.visibility.require_joined(room_id, who.user_id)
+    target_id = request.match_info["eventId"]
+    target = await server.event_store.get_event(target_id)
+    if target is None or target.room_id != room_id:
+        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+    content: JsonDict = {}
+    reason = field(body, "reason", str)
+    if reason is not None:
+        content["reason"] = reason
+    stored = await server.events.send(
+        room_id, who.user_id, "m.room.redaction", content, txn_id=request.match_info.get("txnId"),
+        device_id=who.device_id, redacts=target_id,
+    )
+    return web.json_response({"event_id": stored.event_id})
+
+
+async def get_event(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/event/{eventId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomideventeventid"""
+    who = await requester(request)
+    room_id = request.match_info["roomId"]
+    server = hs(request)
+    until = await server.visibility.readable_until(room_id, who.user_id)
+    ev = await server.event_store.get_event(request.match_info["eventId"])
+    if (until is None or ev is None or ev.room_id != room_id
+            or ev.stream_ordering > until):
+        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+    return web.json_response(await server.formatter.format_one(ev, who.user_id, who.device_id))

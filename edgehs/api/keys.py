@@ -1,0 +1,13 @@
+"""Typed application keys."""
+
+from aiohttp import web
+
+from edgehs.config import Config
+from edgehs.homeserver import HomeServer
+
+CONFIG_KEY = web.AppKey("config", Config)
+HS_KEY = web.AppKey("homeserver", HomeServer)
+
+
+def hs(request: web.Request) -> HomeServer:
+    return request.app[HS_KEY]

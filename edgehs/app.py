@@ -1,0 +1,34 @@
+"""The aiohttp application: ``init_app()`` builds it, ``cleanup_ctx`` owns the lifetime."""
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from edgehs.api.keys import CONFIG_KEY, HS_KEY
+from edgehs.api.middleware import cors_middleware, error_middleware
+from edgehs.api.routes import add_routes
+from edgehs.config import Config
+from edgehs.homeserver import HomeServer
+
+log = logging.getLogger(__name__)
+
+
+async def _homeserver_ctx(app: web.Application) -> AsyncIterator[None]:
+    hs = HomeServer(app[CONFIG_KEY])
+    await hs.start()
+    app[HS_KEY] = hs
+    yield
+    await hs.stop()
+
+
+def init_app(config: Config) -> web.Application:
+    # Bodies are size-checked by api.params before being read; media streams separately.
+    app = web.Application(
+        middlewares=[cors_middleware, error_middleware],
+        client_max_size=max(config.max_upload_size, config.max_request_body_size) + 1,
+    )
+    app[CONFIG_KEY] = config
+    app.cleanup_ctx.append(_homeserver_ctx)
+    add_routes(app)
+    return app

@@ -1,0 +1,87 @@
+"""Explicit wiring: every store and service built once, passed to whoever needs it."""
+
+import logging
+import secrets
+from pathlib import Path
+
+from signedjson.types import SigningKey
+
+from edgehs.config import Config
+from edgehs.protocol.signing import decode_signing_key, encode_signing_key, generate_signing_key
+from edgehs.service.client_events import ClientEventFormatter
+from edgehs.service.events import EventService
+from edgehs.service.notifier import Notifier
+from edgehs.service.ratelimit import RateLimiter
+from edgehs.service.rooms import RoomService
+from edgehs.service.sync import SyncService
+from edgehs.service.typing import TypingService
+from edgehs.service.users import UserService
+from edgehs.service.visibility import Visibility
+from edgehs.store.account_data import AccountDataStore, FilterStore, ReceiptStore
+from edgehs.store.db import Database
+from edgehs.store.events import EventStore
+from edgehs.store.rooms import MemberStore, RoomStore
+from edgehs.store.state import StateStore
+from edgehs.store.streams import StreamIdGenerator
+from edgehs.store.users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+def load_or_create_signing_key(path: Path) -> SigningKey:
+    """Read the server's signing key, creating it (mode 0600) on first run."""
+    if path.exists():
+        return decode_signing_key(path.read_text())
+    key = generate_signing_key("a_" + secrets.token_hex(2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = path.open("x")
+    path.chmod(0o600)
+    with fd:
+        fd.write(encode_signing_key(key) + "\n")
+    return key
+
+
+class HomeServer:
+    """Everything the server is made of. Built by :func:`HomeServer.start`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db = Database(config.database_path)
+
+    async def start(self) -> None:
+        config = self.config
+        await self.db.open()
+        self.signing_key = load_or_create_signing_key(config.signing_key_path)
+        self.event_store = EventStore(self.db)
+        self.state_store = StateStore(self.db)
+        self.room_store = RoomStore(self.db)
+        self.member_store = MemberStore(self.db)
+        self.user_store = UserStore(self.db)
+        self.streams = await StreamIdGenerator.load(self.db)
+        self.notifier = Notifier(self.streams.current)
+        self.events = EventService(
+            config.server_name, self.signing_key, self.db, self.event_store, self.state_store,
+            self.room_store, self.streams, self.notifier,
+        )
+        self.users = UserService(config.server_name, self.user_store)
+        self.rooms = RoomService(
+            config.server_name, self.events, self.room_store, self.member_store,
+            self.user_store, config.default_room_version,
+        )
+        self.account_data_store = AccountDataStore(self.db)
+        self.receipt_store = ReceiptStore(self.db)
+        self.filter_store = FilterStore(self.db)
+        self.formatter = ClientEventFormatter(self.event_store, self.room_store)
+        self.visibility = Visibility(self.member_store, self.event_store, self.state_store)
+        self.typing = TypingService(self.notifier)
+        self.sync = SyncService(
+            self.event_store, self.state_store, self.member_store, self.account_data_store,
+            self.receipt_store, self.typing, self.formatter, self.notifier,
+        )
+        enabled = config.rate_limits_enabled
+        self.rc_message = RateLimiter(config.rc_message, enabled)
+        self.rc_login = RateLimiter(config.rc_login, enabled)
+        self.rc_registration = RateLimiter(config.rc_registration, enabled)
+
+    async def stop(self) -> None:
+        await self.db.close()

@@ -1,0 +1,1 @@
+"""Pure Matrix protocol logic: no I/O, no aiohttp, no sqlite, no clock."""

@@ -1,0 +1,1 @@
+"""Behaviour: the write path, rooms, sync, users. Never imports aiohttp.web."""

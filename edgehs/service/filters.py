@@ -1,0 +1,134 @@
+"""Event filters for /sync and /messages.
+
+https://spec.matrix.org/v1.19/client-server-api/#filtering
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgehs.errors import Codes, MatrixError
+from edgehs.types import JsonDict, StateMap
+
+DEFAULT_TIMELINE_LIMIT = 10
+MAX_TIMELINE_LIMIT = 1000
+
+
+def _str_list(section: JsonDict, key: str) -> tuple[str, ...] | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise MatrixError(400, Codes.BAD_JSON, f"filter field {key} must be a list of strings")
+    return tuple(value)
+
+
+def _section(obj: Any, name: str) -> JsonDict:
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise MatrixError(400, Codes.BAD_JSON, f"filter field {name} must be an object")
+    return obj
+
+
+def type_matches(event_type: str, patterns: tuple[str, ...]) -> bool:
+    """Filter type patterns may end in '*' as a wildcard."""
+    return any(
+        event_type.startswith(p[:-1]) if p.endswith("*") else event_type == p for p in patterns
+    )
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    limit: int | None = None
+    types: tuple[str, ...] | None = None
+    not_types: tuple[str, ...] | None = None
+    senders: tuple[str, ...] | None = None
+    not_senders: tuple[str, ...] | None = None
+    lazy_load_members: bool = False
+
+    @classmethod
+    def parse(cls, raw: Any, name: str) -> "EventFilter":
+        section = _section(raw, name)
+        limit = section.get("limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 0):
+            raise MatrixError(400, Codes.BAD_JSON, f"{name}.limit must be a positive integer")
+        return cls(
+            limit=None if limit is None else min(limit, MAX_TIMELINE_LIMIT),
+            types=_str_list(section, "types"),
+            not_types=_str_list(section, "not_types"),
+            senders=_str_list(section, "senders"),
+            not_senders=_str_list(section, "not_senders"),
+            lazy_load_members=bool(section.get("lazy_load_members", False)),
+        )
+
+    def allows_type(self, event_type: str) -> bool:
+        if self.not_types and type_matches(event_type, self.not_types):
+            return False
+        return self.types is None or type_matches(event_type, self.types)
+
+    def sql_types(self) -> tuple[str, ...] | None:
+        """Exact types for an SQL IN clause (None when wildcards make SQL unusable)."""
+        if self.types is None or any(t.endswith("*") for t in self.types):
+            return None
+        return self.types
+
+
+@dataclass(frozen=True)
+class SyncFilter:
+    timeline: EventFilter
+    state: EventFilter
+    rooms: tuple[str, ...] | None = None
+    not_rooms: tuple[str, ...] = ()
+    include_leave: bool = False
+    account_data: EventFilter = EventFilter()
+
+    @classmethod
+    def parse(cls, raw: Any) -> "SyncFilter":
+        top = _section(raw, "filter")
+        room = _section(top.get("room"), "room")
+        return cls(
+            timeline=EventFilter.parse(room.get("timeline"), "room.timeline"),
+            state=EventFilter.parse(room.get("state"), "room.state"),
+            rooms=_str_list(room, "rooms"),
+            not_rooms=_str_list(room, "not_rooms") or (),
+            include_leave=bool(room.get("include_leave", False)),
+            account_data=EventFilter.parse(top.get("account_data"), "account_data"),
+        )
+
+    @property
+    def timeline_limit(self) -> int:
+        limit = self.timeline.limit
+        return DEFAULT_TIMELINE_LIMIT if limit is None else limit
+
+    @property
+    def timeline_types(self) -> tuple[str, ...] | None:
+        return self.timeline.sql_types()
+
+    @property
+    def timeline_not_types(self) -> tuple[str, ...] | None:
+        nt = self.timeline.not_types
+        return None if nt is None or any(t.endswith("*") for t in nt) else nt
+
+    @property
+    def timeline_senders(self) -> tuple[str, ...] | None:
+        return self.timeline.senders
+
+    def room_allowed(self, room_id: str) -> bool:
+        return room_id not in self.not_rooms and (self.rooms is None or room_id in self.rooms)
+
+    def account_data_allowed(self, data_type: str) -> bool:
+        return self.account_data.allows_type(data_type)
+
+    def filter_state(self, state: StateMap, timeline_senders: set[str], user_id: str) -> StateMap:
+        """Apply the state filter; with lazy_load_members only the members who sent timeline
+        events (and the user) are kept."""
+        out = {}
+        lazy = self.state.lazy_load_members
+        for (etype, skey), event_id in state.items():
+            if not self.state.allows_type(etype):
+                continue
+            if lazy and etype == "m.room.member" and skey not in timeline_senders | {user_id}:
+                continue
+            out[(etype, skey)] = event_id
+        return out

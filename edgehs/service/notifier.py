@@ -1,0 +1,44 @@
+"""The notifier: one fan-out after each write.
+
+Writers call ``notify()`` after their transaction committed; long-polling ``/sync`` requests,
+the federation sender and the appservice pusher wait on it.
+"""
+
+import asyncio
+from collections.abc import Callable
+
+
+class Notifier:
+    def __init__(self, position: int = 0) -> None:
+        self.position = position  # the highest committed stream position
+        self.typing_serial = 0  # bumped on every typing change (typing lives in memory)
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, callback: Callable[[int], None]) -> None:
+        """``callback(position)`` runs after every notify (e.g. to wake a sender)."""
+        self._listeners.append(callback)
+
+    def notify(self, position: int | None = None, *, typing: bool = False) -> None:
+        if position is not None and position > self.position:
+            self.position = position
+        if typing:
+            self.typing_serial += 1
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+        for callback in self._listeners:
+            callback(self.position)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for the next notify; False on timeout."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.discard(fut)

@@ -1,0 +1,275 @@
+"""/sync: the initial snapshot and the incremental changes since a token.
+
+https://spec.matrix.org/v1.19/client-server-api/#syncing
+
+The token is ``s{stream position}_{typing serial}``: one integer orders events, account data and
+receipts; typing, which lives in memory, has its own small counter.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgehs.errors import Codes, MatrixError
+from edgehs.service.client_events import ClientEventFormatter
+from edgehs.service.filters import SyncFilter
+from edgehs.service.notifier import Notifier
+from edgehs.service.typing import TypingService
+from edgehs.store.account_data import AccountDataStore, ReceiptStore
+from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.rooms import MemberStore
+from edgehs.store.state import StateStore
+from edgehs.types import JsonDict, StateMap
+
+STRIPPED_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
+                        "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
+COUNTED_TYPES = ("m.room.message", "m.room.encrypted", "m.sticker")
+
+
+@dataclass(frozen=True)
+class SyncToken:
+    position: int
+    typing: int
+
+    @classmethod
+    def parse(cls, text: str) -> "SyncToken":
+        try:
+            pos, typing = text.removeprefix("s").split("_")
+            return cls(int(pos), int(typing))
+        except ValueError as exc:
+            raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {text!r}") from exc
+
+    def __str__(self) -> str:
+        return f"s{self.position}_{self.typing}"
+
+
+@dataclass
+class SyncResult:
+    next_batch: str
+    rooms: dict[str, dict[str, JsonDict]] = field(
+        default_factory=lambda: {"join": {}, "invite": {}, "leave": {}}
+    )
+    account_data: list[JsonDict] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (any(self.rooms.values()) or self.account_data)
+
+    def to_json(self) -> JsonDict:
+        return {
+            "next_batch": self.next_batch,
+            "rooms": self.rooms,
+            "account_data": {"events": self.account_data},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+
+
+class SyncService:
+    def __init__(
+        self, events: EventStore, state: StateStore, members: MemberStore,
+        account_data: AccountDataStore, receipts: ReceiptStore, typing: TypingService,
+        formatter: ClientEventFormatter, notifier: Notifier,
+    ) -> None:
+        self.events = events
+        self.state = state
+        self.members = members
+        self.account_data = account_data
+        self.receipts = receipts
+        self.typing = typing
+        self.formatter = formatter
+        self.notifier = notifier
+
+    async def sync(self, user_id: str, device_id: str | None, since: SyncToken | None,
+                   flt: SyncFilter, timeout_ms: int, full_state: bool = False) -> JsonDict:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            now = SyncToken(self.notifier.position, self.notifier.typing_serial)
+            result = await self._sync_once(user_id, device_id, since, now, flt, full_state)
+            remaining = deadline - time.monotonic()
+            if since is None or not result.is_empty() or remaining <= 0:
+                return result.to_json()
+            if now != SyncToken(self.notifier.position, self.notifier.typing_serial):
+                continue  # something happened while we were computing
+            if not await self.notifier.wait(remaining):
+                return result.to_json()
+            # Re-compute against the same `since`, so nothing between is skipped.
+
+    async def _sync_once(self, user_id: str, device_id: str | None, since: SyncToken | None,
+                         now: SyncToken, flt: SyncFilter, full_state: bool) -> SyncResult:
+        result = SyncResult(next_batch=str(now))
+        after = since.position if since else 0
+        memberships = await self.members.get_rooms_for_user(
+            user_id, ("join", "invite", "leave", "ban")
+        )
+        for room_id, (membership, event_id, pos) in memberships.items():
+            if not flt.room_allowed(room_id) or pos > now.position:
+                continue
+            if membership == "join":
+                newly = since is None or pos > after or full_state
+                room = await self._joined_room(user_id, device_id, room_id, since, now, flt,
+                                               None if newly else after)
+                if room is not None:
+                    result.rooms["join"][room_id] = room
+            elif membership == "invite" and (since is None or pos > after):
+                result.rooms["invite"][room_id] = await self._invited_room(event_id)
+            elif membership in ("leave", "ban") and (
+                (since is not None and pos > after) or (since is None and flt.include_leave)
+            ):
+                room = await self._left_room(user_id, room_id, pos, flt, since)
+                if room is not None:
+                    result.rooms["leave"][room_id] = room
+        changed = await self.account_data.get_changed(user_id, after)
+        result.account_data = [
+            {"type": t, "content": c} for t, c in changed.get("", {}).items()
+            if flt.account_data_allowed(t)
+        ]
+        for room_id, items in changed.items():
+            room = result.rooms["join"].get(room_id)
+            if room_id and memberships.get(room_id, ("",))[0] == "join":
+                if room is None:
+                    room = result.rooms["join"][room_id] = self._empty_joined()
+                room["account_data"]["events"] = [
+                    {"type": t, "content": c} for t, c in items.items()
+                ]
+        return result
+
+    @staticmethod
+    def _empty_joined() -> JsonDict:
+        return {
+            "timeline": {"events": [], "limited": False},
+            "state": {"events": []},
+            "ephemeral": {"events": []},
+            "account_data": {"events": []},
+            "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+            "summary": {},
+        }
+
+    async def _joined_room(
+        self, user_id: str, device_id: str | None, room_id: str, since: SyncToken | None,
+        now: SyncToken, flt: SyncFilter, after: int | None,
+    ) -> JsonDict | None:
+        """``after`` None: the room is new to this sync (initial, just joined or full_state)."""
+        limit = flt.timeline_limit
+        timeline = await self.events.get_room_events(
+            room_id, after=after, before=now.position, limit=limit + 1, backwards=True,
+            types=flt.timeline_types, not_types=flt.timeline_not_types,
+            senders=flt.timeline_senders,
+        )
+        limited = len(timeline) > limit
+        timeline = list(reversed(timeline[:limit]))
+        ephemeral = await self._ephemeral(user_id, room_id, since, after)
+        if after is not None and not timeline and not ephemeral:
+            return None
+        room = self._empty_joined()
+        room["timeline"]["limited"] = limited
+        if timeline:
+            room["timeline"]["prev_batch"] = str(
+                SyncToken(timeline[0].stream_ordering - 1, now.typing)
+            )
+        else:
+            room["timeline"]["prev_batch"] = str(now)
+        room["timeline"]["events"] = await self.formatter.format(
+            timeline, user_id, device_id, with_room_id=False
+        )
+        if after is None or limited:
+            state = await self._state_before_timeline(room_id, timeline, now.position)
+            if after is not None:
+                previous = await self._state_at(room_id, after)
+                state = {k: v for k, v in state.items() if previous.get(k) != v}
+            state = flt.filter_state(state, {e.pdu["sender"] for e in timeline}, user_id)
+            state_events = (await self.events.get_events(state.values())).values()
+            room["state"]["events"] = await self.formatter.format(
+                state_events, user_id, with_room_id=False
+            )
+        room["ephemeral"]["events"] = ephemeral
+        room["unread_notifications"]["notification_count"] = await self._unread(room_id, user_id)
+        return room
+
+    async def _state_before_timeline(
+        self, room_id: str, timeline: list[StoredEvent], position: int
+    ) -> StateMap:
+        if timeline:
+            return await self.state.get_state_before(timeline[0].event_id) or {}
+        return await self._state_at(room_id, position)
+
+    async def _state_at(self, room_id: str, position: int) -> StateMap:
+        last = await self.events.get_room_events(room_id, before=position, limit=1,
+                                                 backwards=True)
+        if not last:
+            return {}
+        return await self.state.get_state_after(last[0].event_id) or {}
+
+    async def _ephemeral(self, user_id: str, room_id: str, since: SyncToken | None,
+                         after: int | None) -> list[JsonDict]:
+        out: list[JsonDict] = []
+        typing_changed = since is None or after is None or self.typing.changed_since(
+            room_id, since.typing
+        )
+        users = self.typing.typing_users(room_id)
+        if typing_changed and (users or since is not None):
+            out.append({"type": "m.typing", "content": {"user_ids": users}})
+        receipts = (await self.receipts.get_changed([room_id], after or 0)).get(room_id, [])
+        if receipts:
+            content: dict[str, Any] = {}
+            for rtype, uid, thread_id, event_id, ts in receipts:
+                if rtype == "m.read.private" and uid != user_id:
+                    continue  # private receipts go only to their owner
+                entry: JsonDict = {"ts": ts}
+                if thread_id:
+                    entry["thread_id"] = thread_id
+                content.setdefault(event_id, {}).setdefault(rtype, {})[uid] = entry
+            if content:
+                out.append({"type": "m.receipt", "content": content})
+        return out
+
+    async def _unread(self, room_id: str, user_id: str) -> int:
+        read = await self.receipts.get_read_position(room_id, user_id)
+        after = 0
+        if read is not None:
+            ev = await self.events.get_event(read)
+            after = ev.stream_ordering if ev else 0
+        recent = await self.events.get_room_events(
+            room_id, after=after, limit=100, backwards=True, types=COUNTED_TYPES
+        )
+        return sum(1 for e in recent if e.pdu["sender"] != user_id)
+
+    async def _invited_room(self, invite_event_id: str) -> JsonDict:
+        invite = await self.events.get_event(invite_event_id)
+        assert invite is not None
+        state = await self.state.get_state_before(invite_event_id) or {}
+        ids = [state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in state]
+        events = [*list((await self.events.get_events(ids)).values()), invite]
+        stripped = [
+            {k: e.pdu[k] for k in ("type", "state_key", "content", "sender")} for e in events
+        ]
+        return {"invite_state": {"events": stripped}}
+
+    async def _left_room(self, user_id: str, room_id: str, leave_pos: int, flt: SyncFilter,
+                         since: SyncToken | None) -> JsonDict | None:
+        after = since.position if since else None
+        timeline = await self.events.get_room_events(
+            room_id, after=after, before=leave_pos, limit=flt.timeline_limit + 1, backwards=True
+        )
+        limited = len(timeline) > flt.timeline_limit
+        timeline = list(reversed(timeline[: flt.timeline_limit]))
+        state = await self._state_before_timeline(room_id, timeline, leave_pos)
+        if after is not None:
+            previous = await self._state_at(room_id, after)
+            state = {k: v for k, v in state.items() if previous.get(k) != v}
+        state_events = (await self.events.get_events(state.values())).values()
+        prev_batch = str(SyncToken(timeline[0].stream_ordering - 1, 0)) if timeline else None
+        room: JsonDict = {
+            "timeline": {
+                "events": await self.formatter.format(timeline, user_id, with_room_id=False),
+                "limited": limited,
+            },
+            "state": {"events": await self.formatter.format(state_events, user_id,
+                                                            with_room_id=False)},
+            "account_data": {"events": []},
+        }
+        if prev_batch:
+            room["timeline"]["prev_batch"] = prev_batch
+        return room
+

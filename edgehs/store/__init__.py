@@ -1,0 +1,1 @@
+"""Storage: aiosqlite only, SQL kept beside the code that runs it."""

@@ -1,0 +1,224 @@
+"""Events, the DAG edges and forward extremities.
+
+Events are kept as their full PDU (canonical JSON without ``event_id``); loaded events get
+``event_id`` added back so that every layer can address them.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from edgehs.protocol.canonical_json import encode_canonical_json
+from edgehs.store.db import Database, Row
+from edgehs.types import JsonDict
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A PDU plus what the server knows about it."""
+
+    pdu: JsonDict  # includes "event_id"; a v12 create event has no "room_id"
+    stream_ordering: int
+    room_id: str
+    redacted_by: str | None = None
+    txn_id: str | None = None
+    device_id: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        return str(self.pdu["event_id"])
+
+
+# Columns every event query selects, and whether a redaction applies to the row.
+SELECT_EVENT = """
+SELECT e.stream_ordering, e.event_id, e.room_id, e.json, e.txn_id, e.device_id,
+       (SELECT r.event_id FROM redactions r JOIN events re ON re.event_id = r.event_id
+         WHERE r.redacts = e.event_id AND re.rejected_reason IS NULL LIMIT 1) AS redacted_by
+FROM events e
+"""
+
+
+def _row_to_event(row: Row) -> StoredEvent:
+    pdu = json.loads(row["json"])
+    pdu["event_id"] = row["event_id"]
+    return StoredEvent(pdu, row["stream_ordering"], row["room_id"], row["redacted_by"],
+                       row["txn_id"], row["device_id"])
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_event(self, event_id: str) -> StoredEvent | None:
+        row = await self.db.fetchone(SELECT_EVENT + "WHERE e.event_id = ?", (event_id,))
+        return None if row is None else _row_to_event(row)
+
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        ids = list(dict.fromkeys(event_ids))
+        found: dict[str, StoredEvent] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in await self.db.fetchall(
+                SELECT_EVENT + f"WHERE e.event_id IN ({marks})", chunk
+            ):
+                ev = _row_to_event(row)
+                found[ev.event_id] = ev
+        return found
+
+    async def get_pdus(self, event_ids: Iterable[str]) -> dict[str, JsonDict]:
+        """The raw PDUs (for auth and state resolution, which ignore redactions)."""
+        return {k: v.pdu for k, v in (await self.get_events(event_ids)).items()}
+
+    async def get_forward_extremities(self, room_id: str) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT event_id FROM forward_extremities WHERE room_id = ?", (room_id,)
+        )
+        return [r[0] for r in rows]
+
+    async def get_event_by_txn(self, sender: str, device_id: str, txn_id: str) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT event_id FROM events WHERE sender = ? AND device_id = ? AND txn_id = ?",
+            (sender, device_id, txn_id),
+        )
+        return None if value is None else str(value)
+
+    async def max_stream_ordering(self) -> int:
+        return int(await self.db.fetchval("SELECT COALESCE(MAX(stream_ordering), 0) FROM events"))
+
+    async def get_room_events(
+        self,
+        room_id: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int,
+        backwards: bool,
+        types: Sequence[str] | None = None,
+        not_types: Sequence[str] | None = None,
+        senders: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        """Room timeline events with after < stream_ordering <= before, newest first when
+        ``backwards``. Outliers and rejected events are never part of a timeline."""
+        where = ["e.room_id = ?", "e.outlier = 0", "e.rejected_reason IS NULL"]
+        params: list[Any] = [room_id]
+        if after is not None:
+            where.append("e.stream_ordering > ?")
+            params.append(after)
+        if before is not None:
+            where.append("e.stream_ordering <= ?")
+            params.append(before)
+        for column, values, op in (("type", types, "IN"), ("type", not_types, "NOT IN"),
+                                   ("sender", senders, "IN")):
+            if values is not None:
+                where.append(f"e.{column} {op} ({','.join('?' * len(values))})")
+                params.extend(values)
+        order = "DESC" if backwards else "ASC"
+        rows = await self.db.fetchall(
+            SELECT_EVENT + f"WHERE {' AND '.join(where)} ORDER BY e.stream_ordering {order} "
+            "LIMIT ?",
+            [*params, limit],
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def count_room_events(self, room_id: str, after: int) -> int:
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM events WHERE room_id = ? AND stream_ordering > ? AND outlier = 0",
+            (room_id, after),
+        ))
+
+    async def rooms_with_events_after(self, room_ids: Sequence[str], after: int) -> set[str]:
+        if not room_ids:
+            return set()
+        rows = await self.db.fetchall(
+            f"SELECT DISTINCT room_id FROM events WHERE stream_ordering > ? AND room_id IN "
+            f"({','.join('?' * len(room_ids))})",
+            [after, *room_ids],
+        )
+        return {r[0] for r in rows}
+
+    async def get_relations(
+        self, event_id: str, rel_type: str | None, event_type: str | None
+    ) -> list[str]:
+        sql = "SELECT event_id FROM event_relations WHERE relates_to_id = ?"
+        params: list[Any] = [event_id]
+        if rel_type is not None:
+            sql += " AND rel_type = ?"
+            params.append(rel_type)
+        if event_type is not None:
+            sql += " AND type = ?"
+            params.append(event_type)
+        return [r[0] for r in await self.db.fetchall(sql, params)]
+
+
+# --- writes (run inside Database.write) ---------------------------------------------------------
+
+INSERT_EVENT = """
+INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts,
+                    depth, json, outlier, rejected_reason, state_before, state_after, txn_id,
+                    device_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+async def insert_event(
+    conn: aiosqlite.Connection,
+    pdu: JsonDict,
+    stream_ordering: int,
+    room_id: str,
+    *,
+    state_before: int | None,
+    state_after: int | None,
+    outlier: bool = False,
+    rejected_reason: str | None = None,
+    txn_id: str | None = None,
+    device_id: str | None = None,
+) -> None:
+    """Insert the event, its DAG edges, its relation and redaction rows."""
+    event_id = pdu["event_id"]
+    body = {k: v for k, v in pdu.items() if k != "event_id"}
+    await conn.execute(INSERT_EVENT, (
+        stream_ordering, event_id, room_id, pdu["type"], pdu.get("state_key"),
+        pdu["sender"], pdu["origin_server_ts"], pdu["depth"],
+        encode_canonical_json(body).decode(), int(outlier), rejected_reason, state_before,
+        state_after, txn_id, device_id,
+    ))
+    await conn.executemany(
+        "INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
+        [(event_id, p) for p in pdu.get("prev_events", [])],
+    )
+    await conn.executemany(
+        "INSERT OR IGNORE INTO event_auth (event_id, auth_id) VALUES (?, ?)",
+        [(event_id, a) for a in pdu.get("auth_events", [])],
+    )
+    if rejected_reason is not None:
+        return
+    content = pdu.get("content")
+    relates = content.get("m.relates_to") if isinstance(content, dict) else None
+    if isinstance(relates, dict) and isinstance(relates.get("event_id"), str) and isinstance(
+        relates.get("rel_type"), str
+    ):
+        await conn.execute(
+            "INSERT OR IGNORE INTO event_relations VALUES (?, ?, ?, ?, ?)",
+            (event_id, relates["event_id"], relates["rel_type"], room_id, pdu["type"]),
+        )
+    if pdu["type"] == "m.room.redaction":
+        redacts = pdu.get("redacts") or (content or {}).get("redacts")
+        if isinstance(redacts, str):
+            await conn.execute("INSERT OR IGNORE INTO redactions VALUES (?, ?)",
+                               (event_id, redacts))
+
+
+async def set_forward_extremities(
+    conn: aiosqlite.Connection, room_id: str, new_event_id: str, prev_events: Sequence[str]
+) -> None:
+    """The new event replaces the extremities it points at."""
+    await conn.executemany(
+        "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
+        [(room_id, p) for p in prev_events],
+    )
+    await conn.execute("INSERT OR IGNORE INTO forward_extremities VALUES (?, ?)",
+                       (room_id, new_event_id))

@@ -1,0 +1,135 @@
+"""Rooms, aliases and the room directory."""
+
+from collections.abc import Sequence
+
+import aiosqlite
+
+from edgehs.store.db import Database
+
+
+class RoomStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._versions: dict[str, str] = {}
+
+    async def get_room_version_id(self, room_id: str) -> str | None:
+        cached = self._versions.get(room_id)
+        if cached is not None:
+            return cached
+        value = await self.db.fetchval("SELECT room_version FROM rooms WHERE room_id = ?",
+                                       (room_id,))
+        if value is not None:
+            self._versions[room_id] = str(value)
+        return None if value is None else str(value)
+
+    async def get_room(self, room_id: str) -> dict[str, object] | None:
+        row = await self.db.fetchone("SELECT * FROM rooms WHERE room_id = ?", (room_id,))
+        return None if row is None else dict(row)
+
+    async def get_public_room_ids(self) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT room_id FROM rooms WHERE is_public = 1 ORDER BY created_ts"
+        )
+        return [r[0] for r in rows]
+
+    async def set_visibility(self, room_id: str, public: bool) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?",
+                               (int(public), room_id))
+        await self.db.write(run)
+
+    async def get_alias(self, alias: str) -> tuple[str, str] | None:
+        """(room_id, creator) for a local alias."""
+        row = await self.db.fetchone(
+            "SELECT room_id, creator FROM room_aliases WHERE alias = ?", (alias,)
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def get_aliases_for_room(self, room_id: str) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", (room_id,)
+        )
+        return [r[0] for r in rows]
+
+    async def create_alias(self, alias: str, room_id: str, creator: str) -> bool:
+        """False if the alias is taken."""
+        async def run(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "INSERT OR IGNORE INTO room_aliases VALUES (?, ?, ?)", (alias, room_id, creator)
+            ) as cur:
+                return cur.rowcount == 1
+        return await self.db.write(run)
+
+    async def delete_alias(self, alias: str) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM room_aliases WHERE alias = ?", (alias,))
+        await self.db.write(run)
+
+
+async def insert_room(
+    conn: aiosqlite.Connection, room_id: str, version: str, creator: str, ts: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) "
+        "VALUES (?, ?, ?, 0, ?)",
+        (room_id, version, creator, ts),
+    )
+
+
+class MemberStore:
+    """Who is in which room, from the membership index kept beside current_state."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
+        """(membership, event_id) of the user's current member event."""
+        row = await self.db.fetchone(
+            "SELECT membership, event_id FROM room_memberships WHERE room_id = ? AND user_id = ?",
+            (room_id, user_id),
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def get_rooms_for_user(
+        self, user_id: str, memberships: Sequence[str] = ("join",)
+    ) -> dict[str, tuple[str, str, int]]:
+        """room_id -> (membership, event_id, stream_ordering), forgotten rooms left out."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships "
+            f"WHERE user_id = ? AND forgotten = 0 AND membership IN "
+            f"({','.join('?' * len(memberships))})",
+            [user_id, *memberships],
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    async def get_members(self, room_id: str, membership: str | None = "join") -> dict[str, str]:
+        """user_id -> membership."""
+        sql = "SELECT user_id, membership FROM room_memberships WHERE room_id = ?"
+        params: list[str] = [room_id]
+        if membership is not None:
+            sql += " AND membership = ?"
+            params.append(membership)
+        return {r[0]: r[1] for r in await self.db.fetchall(sql, params)}
+
+    async def count_members(self, room_id: str, membership: str) -> int:
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM room_memberships WHERE room_id = ? AND membership = ?",
+            (room_id, membership),
+        ))
+
+    async def shares_room(self, user_a: str, user_b: str) -> bool:
+        value = await self.db.fetchval(
+            "SELECT 1 FROM room_memberships a JOIN room_memberships b ON a.room_id = b.room_id "
+            "WHERE a.user_id = ? AND b.user_id = ? AND a.membership = 'join' "
+            "AND b.membership = 'join' LIMIT 1",
+            (user_a, user_b),
+        )
+        return value is not None
+
+    async def forget(self, room_id: str, user_id: str) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE room_memberships SET forgotten = 1 WHERE room_id = ? AND user_id = ?",
+                (room_id, user_id),
+            )
+        await self.db.write(run)

@@ -1,0 +1,30 @@
+"""The one stream position that orders events, account data and receipts."""
+
+from edgehs.store.db import Database
+
+# Every table whose rows carry a position of the shared stream.
+STREAM_TABLES = (
+    ("events", "stream_ordering"),
+    ("account_data", "stream_id"),
+    ("receipts", "stream_id"),
+)
+
+
+class StreamIdGenerator:
+    """Hands out increasing positions. Only the single writer allocates, inside its
+    transaction, so commit order equals position order."""
+
+    def __init__(self, current: int) -> None:
+        self.current = current
+
+    @classmethod
+    async def load(cls, db: Database) -> "StreamIdGenerator":
+        current = 0
+        for table, column in STREAM_TABLES:
+            value = await db.fetchval(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")
+            current = max(current, int(value))
+        return cls(current)
+
+    def next(self) -> int:
+        self.current += 1
+        return self.current

@@ -1,0 +1,163 @@
+"""Accounts, devices and access tokens."""
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from edgehs.store.db import Database
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    user_id: str
+    device_id: str | None
+    room_id: str | None  # a device token limited to one room
+    valid_until_ms: int | None
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # token -> TokenInfo; tokens are looked up on every request.
+        self._tokens: dict[str, TokenInfo] = {}
+
+    async def get_user(self, user_id: str) -> dict[str, object] | None:
+        row = await self.db.fetchone("SELECT * FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else dict(row)
+
+    async def get_password_hash(self, user_id: str) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT password_hash FROM users WHERE user_id = ? AND deactivated = 0", (user_id,)
+        )
+        return None if value is None else str(value)
+
+    async def get_profile(self, user_id: str) -> tuple[str | None, str | None] | None:
+        row = await self.db.fetchone(
+            "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def create_user(
+        self, user_id: str, password_hash: str | None, admin: bool, ts: int,
+        displayname: str | None, appservice_id: str | None = None,
+    ) -> bool:
+        """False if the user id is taken."""
+        async def run(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "INSERT OR IGNORE INTO users (user_id, password_hash, admin, created_ts, "
+                "displayname, appservice_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, password_hash, int(admin), ts, displayname, appservice_id),
+            ) as cur:
+                return cur.rowcount == 1
+        return await self.db.write(run)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
+                               (password_hash, user_id))
+        await self.db.write(run)
+
+    async def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
+        assert field in ("displayname", "avatar_url")
+
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(f"UPDATE users SET {field} = ? WHERE user_id = ?", (value, user_id))
+        await self.db.write(run)
+
+    async def deactivate(self, user_id: str) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute("UPDATE users SET deactivated = 1, password_hash = NULL "
+                               "WHERE user_id = ?", (user_id,))
+            await conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+            await conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
+        await self.db.write(run)
+        self._tokens = {k: v for k, v in self._tokens.items() if v.user_id != user_id}
+
+    # --- tokens and devices ----------------------------------------------------------------
+
+    async def get_token(self, token: str) -> TokenInfo | None:
+        info = self._tokens.get(token)
+        if info is not None:
+            return info
+        row = await self.db.fetchone(
+            "SELECT user_id, device_id, room_id, valid_until_ms FROM access_tokens "
+            "WHERE token = ?", (token,),
+        )
+        if row is None:
+            return None
+        info = TokenInfo(row[0], row[1], row[2], row[3])
+        self._tokens[token] = info
+        return info
+
+    async def add_device_and_token(
+        self, user_id: str, device_id: str, display_name: str | None, token: str, ts: int,
+        room_id: str | None = None,
+    ) -> None:
+        """Create (or reuse) the device and issue a new token for it."""
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO UPDATE SET "
+                "display_name = COALESCE(excluded.display_name, display_name)",
+                (user_id, device_id, display_name, ts),
+            )
+            # Logging in again with a known device id replaces that device's tokens.
+            await conn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",
+                               (user_id, device_id))
+            await conn.execute(
+                "INSERT INTO access_tokens (token, user_id, device_id, created_ts, room_id) "
+                "VALUES (?, ?, ?, ?, ?)", (token, user_id, device_id, ts, room_id),
+            )
+        await self.db.write(run)
+        self._forget_tokens(user_id, {device_id})
+
+    def _forget_tokens(self, user_id: str, device_ids: set[str] | None) -> None:
+        self._tokens = {
+            k: v for k, v in self._tokens.items()
+            if not (v.user_id == user_id and (device_ids is None or v.device_id in device_ids))
+        }
+
+    async def delete_devices(self, user_id: str, device_ids: list[str] | None) -> None:
+        """Delete the devices and their tokens (all of the user's when ``device_ids`` is None)."""
+        async def run(conn: aiosqlite.Connection) -> None:
+            if device_ids is None:
+                await conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
+                await conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+                return
+            for d in device_ids:
+                await conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id = ?",
+                                   (user_id, d))
+                await conn.execute(
+                    "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", (user_id, d)
+                )
+        await self.db.write(run)
+        self._forget_tokens(user_id, None if device_ids is None else set(device_ids))
+
+    async def delete_other_tokens(self, user_id: str, keep_device: str | None) -> None:
+        """Log out every device but ``keep_device`` (after a password change)."""
+        rows = await self.db.fetchall("SELECT device_id FROM devices WHERE user_id = ?",
+                                      (user_id,))
+        others = [r[0] for r in rows if r[0] != keep_device]
+        await self.delete_devices(user_id, others)
+
+    async def get_devices(self, user_id: str) -> list[dict[str, object]]:
+        rows = await self.db.fetchall(
+            "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices "
+            "WHERE user_id = ? ORDER BY device_id", (user_id,),
+        )
+        return [dict(r) for r in rows]
+
+    async def get_device(self, user_id: str, device_id: str) -> dict[str, object] | None:
+        row = await self.db.fetchone(
+            "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices "
+            "WHERE user_id = ? AND device_id = ?", (user_id, device_id),
+        )
+        return None if row is None else dict(row)
+
+    async def set_device_name(self, user_id: str, device_id: str, name: str) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
+                (name, user_id, device_id),
+            )
+        await self.db.write(run)
