@@ -64,10 +64,21 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/sync", sync.sync),
     ("POST", "/user/{userId}/filter", sync.create_filter),
     ("GET", "/user/{userId}/filter/{filterId}", sync.get_filter),
+    # History: /messages, /context (helper: history)
+    # Aliases, room directory, /publicRooms (helper: history)
+    # Profile (helper: ephemeral)
+    # Typing, receipts, read markers (helper: ephemeral)
+    # Account data and tags (helper: ephemeral)
 )
 
 # Endpoints that exist only under /_matrix/client/v1.
-CLIENT_V1_ROUTES: Sequence[Route] = ()
+CLIENT_V1_ROUTES: Sequence[Route] = (
+    # Relations (helper: history)
+    # Authenticated media (helper: media)
+)
+
+# The deprecated /_matrix/media/v3 (and r0) endpoints (helper: media).
+MEDIA_ROUTES: Sequence[Route] = ()
 
 # Unprefixed endpoints.
 OTHER_ROUTES: Sequence[Route] = (

@@ -6,11 +6,14 @@ only say what differs from a well-formed event.
 """
 
 import itertools
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from edgehs.errors import AuthError
+from edgehs.protocol.auth_context import rule_label
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
 from edgehs.protocol.room_versions import ROOM_V10, ROOM_V11, ROOM_V12, RoomVersion
 from edgehs.types import JsonDict, StateKey
@@ -34,6 +37,10 @@ def versions(*rvs: RoomVersion) -> Any:
 
 def domain(user_id: str) -> str:
     return user_id.partition(":")[2]
+
+
+def localpart(user_id: str) -> str:
+    return user_id[1:].partition(":")[0]
 
 
 def member(membership: str, **extra: Any) -> JsonDict:
@@ -143,8 +150,8 @@ class Room:
         return event
 
     def join(self, user: str, event_id: str | None = None) -> JsonDict:
-        return self.add(event_id or f"$join-{user[1:].split(':')[0]}", "m.room.member", user,
-                        member("join"), user)  # fmt: skip
+        event_id = event_id or f"$join-{localpart(user)}"
+        return self.add(event_id, "m.room.member", user, member("join"), user)
 
     def auth_events_for(self, event: JsonDict) -> dict[StateKey, JsonDict]:
         """The events ``event`` cites, by key, plus the create event (which v12 does not cite)."""
@@ -172,12 +179,21 @@ def standard_room(
     ``users``), the join rule, then each of ``members`` joins."""
     room = Room(rv)
     room.join(ALICE)
-    room.add("$power", "m.room.power_levels", ALICE,
-             room.power_levels({ALICE: 100, **(users or {})}, **levels), "")  # fmt: skip
+    power = room.power_levels({ALICE: 100, **(users or {})}, **levels)
+    room.add("$power", "m.room.power_levels", ALICE, power, "")
     room.add("$join_rules", "m.room.join_rules", ALICE, {"join_rule": join_rule}, "")
     for user in members:
         if join_rule != "public":
-            room.add(f"$invite-{user[1:].split(':')[0]}", "m.room.member", ALICE,
-                     member("invite"), user)  # fmt: skip
+            room.add(f"$invite-{localpart(user)}", "m.room.member", ALICE, member("invite"), user)
         room.join(user)
     return room
+
+
+def assert_rejected(
+    room: Room, event: JsonDict, rule: str, *, legacy: str | None = None, **kwargs: Any
+) -> AuthError:
+    """``event`` fails the (v12-numbered) ``rule``, reported in ``room``'s own numbering."""
+    label = rule_label(room.rv, rule, legacy)
+    with pytest.raises(AuthError, match=rf"authorization rule {re.escape(label)} ") as caught:
+        room.check(event, **kwargs)
+    return caught.value
