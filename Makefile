@@ -27,7 +27,7 @@ test: $(BIN)/edgehs
 	$(BIN)/pytest -q
 
 bench: $(BIN)/edgehs
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

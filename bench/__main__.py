@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import signal
 import sys
 from pathlib import Path
@@ -67,7 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     targets = _targets()
     selected = [targets[args.only]] if args.only else [targets["edgehs"], targets["synapse"]]
     WORK.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(_run(selected, params))
+    with (WORK / "lock").open("w") as lock:
+        # Two runs at once would wipe each other's data dirs and fight over the CPUs.
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another bench run holds {WORK / 'lock'}; not starting")
+            return 2
+        try:
+            results = asyncio.run(_run(selected, params))
+        except KeyboardInterrupt:
+            log("interrupted; servers stopped")
+            return 130
     command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
     body = report.section(command, params, results)
     print(body)

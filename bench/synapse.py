@@ -47,6 +47,11 @@ _RATE_LIMITS: dict[str, Any] = {
 }
 
 
+# The distribution's version: `synapse.__version__` appends git details when the venv sits
+# inside a git work tree (as bench/.work does).
+_PROBE = "from importlib.metadata import version; import synapse; print(version('matrix-synapse'))"
+
+
 def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
@@ -57,7 +62,7 @@ def installed_version(venv: Path) -> str | None:
     if not python.exists():
         return None
     probe = subprocess.run(
-        [str(python), "-c", "import synapse; print(synapse.__version__)"],
+        [str(python), "-c", _PROBE],
         capture_output=True,
         text=True,
         timeout=60,

@@ -22,6 +22,12 @@ async def _homeserver_ctx(app: web.Application) -> AsyncIterator[None]:
     await hs.stop()
 
 
+async def _release_long_polls(app: web.Application) -> None:
+    """On shutdown, answer held /sync long-polls now so in-flight requests finish quickly."""
+    if HS_KEY in app:
+        app[HS_KEY].notifier.shutdown()
+
+
 def init_app(config: Config) -> web.Application:
     # Bodies are size-checked by api.params before being read; media streams separately.
     app = web.Application(
@@ -30,5 +36,6 @@ def init_app(config: Config) -> web.Application:
     )
     app[CONFIG_KEY] = config
     app.cleanup_ctx.append(_homeserver_ctx)
+    app.on_shutdown.append(_release_long_polls)
     add_routes(app)
     return app

@@ -14,6 +14,7 @@ class Notifier:
         self.typing_serial = 0  # bumped on every typing change (typing lives in memory)
         self._waiters: set[asyncio.Future[None]] = set()
         self._listeners: list[Callable[[int], None]] = []
+        self.closing = False
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
         """``callback(position)`` runs after every notify (e.g. to wake a sender)."""
@@ -31,8 +32,15 @@ class Notifier:
         for callback in self._listeners:
             callback(self.position)
 
+    def shutdown(self) -> None:
+        """Release every waiter now and refuse new waits: the server is stopping."""
+        self.closing = True
+        self.notify()
+
     async def wait(self, timeout: float) -> bool:
-        """Wait for the next notify; False on timeout."""
+        """Wait for the next notify; False on timeout or when shutting down."""
+        if self.closing:
+            return False
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
         try:
