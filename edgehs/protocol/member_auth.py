@@ -83,7 +83,8 @@ def _check_join(ctx: AuthContext, state_key: str) -> None:
     4. ``join_rule`` is ``invite`` or ``knock``: allow if membership is ``invite`` or ``join``.
     5. ``join_rule`` is ``restricted`` or ``knock_restricted``:
        1. membership is ``join`` or ``invite``: allow;
-       2. ``join_authorised_via_users_server`` is not a user able to invite: reject;
+       2. ``join_authorised_via_users_server`` is not a user able to invite (joined, and at
+          or above the invite level): reject;
        3. otherwise allow.
     6. ``join_rule`` is ``public``: allow.
     7. Otherwise reject.
