@@ -11,13 +11,15 @@ from edgehs.protocol.signing import decode_signing_key, encode_signing_key, gene
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.events import EventService
 from edgehs.service.notifier import Notifier
+from edgehs.service.profile import ProfileService
 from edgehs.service.ratelimit import RateLimiter
+from edgehs.service.receipts import ReceiptService
 from edgehs.service.rooms import RoomService
 from edgehs.service.sync import SyncService
 from edgehs.service.typing import TypingService
 from edgehs.service.users import UserService
 from edgehs.service.visibility import Visibility
-from edgehs.store.account_data import AccountDataStore, FilterStore, ReceiptStore
+from edgehs.store.account_data import AccountDataStore, FilterStore, ProfileFieldStore, ReceiptStore
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
 from edgehs.store.rooms import MemberStore, RoomStore
@@ -61,7 +63,7 @@ class HomeServer:
         self.notifier = Notifier(self.streams.current)
         self.events = EventService(
             config.server_name, self.signing_key, self.db, self.event_store, self.state_store,
-            self.room_store, self.streams, self.notifier,
+            self.room_store, self.member_store, self.streams, self.notifier,
         )
         self.users = UserService(config.server_name, self.user_store)
         self.rooms = RoomService(
@@ -82,6 +84,15 @@ class HomeServer:
         self.rc_message = RateLimiter(config.rc_message, enabled)
         self.rc_login = RateLimiter(config.rc_login, enabled)
         self.rc_registration = RateLimiter(config.rc_registration, enabled)
+        # Profiles, receipts and read markers (helper: ephemeral).
+        self.profile = ProfileService(
+            config.server_name, self.user_store, ProfileFieldStore(self.db), self.member_store,
+            self.event_store, self.events, self.rooms,
+        )
+        self.receipts = ReceiptService(
+            self.events, self.event_store, self.receipt_store, self.account_data_store,
+            self.visibility,
+        )
 
     async def stop(self) -> None:
         await self.db.close()

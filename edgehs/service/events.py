@@ -29,8 +29,14 @@ from edgehs.protocol.events import compute_event_id, room_id_for_create_event, s
 from edgehs.protocol.room_versions import RoomVersion, get_room_version
 from edgehs.service.notifier import Notifier
 from edgehs.store.db import Database
-from edgehs.store.events import EventStore, StoredEvent, insert_event, set_forward_extremities
-from edgehs.store.rooms import RoomStore, insert_room
+from edgehs.store.events import (
+    DuplicateTransaction,
+    EventStore,
+    StoredEvent,
+    insert_event,
+    set_forward_extremities,
+)
+from edgehs.store.rooms import MemberStore, RoomStore, insert_room
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
 from edgehs.types import JsonDict, StateKey, StateMap
@@ -63,6 +69,7 @@ class EventService:
         events: EventStore,
         state: StateStore,
         rooms: RoomStore,
+        members: MemberStore,
         streams: StreamIdGenerator,
         notifier: Notifier,
     ) -> None:
@@ -72,6 +79,7 @@ class EventService:
         self.events = events
         self.state = state
         self.rooms = rooms
+        self.members = members
         self.streams = streams
         self.notifier = notifier
         self._locks: dict[str, asyncio.Lock] = {}
@@ -133,12 +141,24 @@ class EventService:
         origin_server_ts: int | None = None,
     ) -> StoredEvent:
         """Build, sign, authorise, persist and announce one local event."""
-        if txn_id is not None and device_id is not None:
+        try:
+            return await self._send(room_id, sender, event_type, content, state_key, txn_id,
+                                    device_id, redacts, origin_server_ts)
+        except DuplicateTransaction:
+            # A retried request: the unique (sender, device, txn) index refused the second
+            # event, so answer with the first one.
+            assert txn_id is not None and device_id is not None
             existing = await self.events.get_event_by_txn(sender, device_id, txn_id)
-            if existing is not None:
-                found = await self.events.get_event(existing)
-                assert found is not None
-                return found
+            found = await self.events.get_event(existing) if existing else None
+            if found is None:
+                raise
+            return found
+
+    async def _send(
+        self, room_id: str, sender: str, event_type: str, content: JsonDict,
+        state_key: str | None, txn_id: str | None, device_id: str | None, redacts: str | None,
+        origin_server_ts: int | None,
+    ) -> StoredEvent:
         rv = await self.room_version(room_id)
         async with self.room_lock(room_id):
             head = await self._head(room_id)
@@ -228,6 +248,10 @@ class EventService:
             self._heads.pop(room_id, None)
             raise
         self._heads[room_id] = RoomHead([pdu["event_id"]], int(pdu["depth"]), group, new_state)
+        if is_state:
+            self.events.remember_pdu(pdu)
+        for event_id, (user_id, membership) in memberships.items():
+            self.members.note_membership(room_id, user_id, membership, event_id)
         return StoredEvent(pdu, pos, room_id, None, txn_id, device_id)
 
     async def create_room_event(self, sender: str, content: JsonDict, rv: RoomVersion) -> str:

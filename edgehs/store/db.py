@@ -98,15 +98,14 @@ class Database:
     # --- reads -----------------------------------------------------------------------------
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        assert self._reader is not None
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            row: Row | None = await cur.fetchone()
-            return row
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        # execute_fetchall is one round trip to the connection's thread (execute + fetch +
+        # close would be three).
         assert self._reader is not None
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     async def fetchval(self, sql: str, params: Iterable[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -135,18 +134,27 @@ class Database:
         self, conn: aiosqlite.Connection, batch: list[tuple[WriteFn, asyncio.Future[Any]]]
     ) -> None:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        # A lone write needs no savepoint: if it fails the whole transaction rolls back.
+        isolate = len(batch) > 1
         try:
             await conn.execute("BEGIN IMMEDIATE")
             for fn, fut in batch:
-                await conn.execute("SAVEPOINT w")
+                if isolate:
+                    await conn.execute("SAVEPOINT w")
                 try:
                     value = await fn(conn)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                    if not isolate:
+                        await conn.execute("ROLLBACK")
+                        if not fut.done():
+                            fut.set_exception(exc)
+                        return
                     await conn.execute("ROLLBACK TO w")
                     await conn.execute("RELEASE w")
                     results.append((fut, False, exc))
                 else:
-                    await conn.execute("RELEASE w")
+                    if isolate:
+                        await conn.execute("RELEASE w")
                     results.append((fut, True, value))
             await conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed: nothing of the batch is durable

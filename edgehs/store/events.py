@@ -5,6 +5,8 @@ Events are kept as their full PDU (canonical JSON without ``event_id``); loaded 
 """
 
 import json
+import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +50,22 @@ def _row_to_event(row: Row) -> StoredEvent:
                        row["txn_id"], row["device_id"])
 
 
+PDU_CACHE_SIZE = 2000
+
+
 class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # event_id -> PDU. PDUs never change once stored (redaction is applied when served),
+        # so the auth events of every send come from here instead of the database.
+        self._pdus: OrderedDict[str, JsonDict] = OrderedDict()
+
+    def remember_pdu(self, pdu: JsonDict) -> None:
+        """Cache a committed PDU (callers must treat cached PDUs as read-only)."""
+        self._pdus[pdu["event_id"]] = pdu
+        self._pdus.move_to_end(pdu["event_id"])
+        while len(self._pdus) > PDU_CACHE_SIZE:
+            self._pdus.popitem(last=False)
 
     async def get_event(self, event_id: str) -> StoredEvent | None:
         row = await self.db.fetchone(SELECT_EVENT + "WHERE e.event_id = ?", (event_id,))
@@ -70,8 +85,20 @@ class EventStore:
         return found
 
     async def get_pdus(self, event_ids: Iterable[str]) -> dict[str, JsonDict]:
-        """The raw PDUs (for auth and state resolution, which ignore redactions)."""
-        return {k: v.pdu for k, v in (await self.get_events(event_ids)).items()}
+        """The raw PDUs (for auth and state resolution, which ignore redactions). Read-only."""
+        found: dict[str, JsonDict] = {}
+        missing = []
+        for event_id in event_ids:
+            pdu = self._pdus.get(event_id)
+            if pdu is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = pdu
+        if missing:
+            for event_id, ev in (await self.get_events(missing)).items():
+                found[event_id] = ev.pdu
+                self.remember_pdu(ev.pdu)
+        return found
 
     async def get_forward_extremities(self, room_id: str) -> list[str]:
         rows = await self.db.fetchall(
@@ -156,6 +183,10 @@ class EventStore:
 
 # --- writes (run inside Database.write) ---------------------------------------------------------
 
+class DuplicateTransaction(Exception):
+    """The (sender, device, txn_id) already named an event: the request is a retry."""
+
+
 INSERT_EVENT = """
 INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts,
                     depth, json, outlier, rejected_reason, state_before, state_after, txn_id,
@@ -180,12 +211,17 @@ async def insert_event(
     """Insert the event, its DAG edges, its relation and redaction rows."""
     event_id = pdu["event_id"]
     body = {k: v for k, v in pdu.items() if k != "event_id"}
-    await conn.execute(INSERT_EVENT, (
-        stream_ordering, event_id, room_id, pdu["type"], pdu.get("state_key"),
-        pdu["sender"], pdu["origin_server_ts"], pdu["depth"],
-        encode_canonical_json(body).decode(), int(outlier), rejected_reason, state_before,
-        state_after, txn_id, device_id,
-    ))
+    try:
+        await conn.execute(INSERT_EVENT, (
+            stream_ordering, event_id, room_id, pdu["type"], pdu.get("state_key"),
+            pdu["sender"], pdu["origin_server_ts"], pdu["depth"],
+            encode_canonical_json(body).decode(), int(outlier), rejected_reason, state_before,
+            state_after, txn_id, device_id,
+        ))
+    except sqlite3.IntegrityError as exc:
+        if txn_id is not None and "events.txn_id" in str(exc):
+            raise DuplicateTransaction(txn_id) from exc
+        raise
     await conn.executemany(
         "INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
         [(event_id, p) for p in pdu.get("prev_events", [])],

@@ -81,14 +81,29 @@ class MemberStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # (room_id, user_id) -> (membership, event_id); every send asks it. Kept in step by
+        # the event write path (note_membership) after each commit.
+        self._cache: dict[tuple[str, str], tuple[str, str]] = {}
 
     async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
         """(membership, event_id) of the user's current member event."""
+        cached = self._cache.get((room_id, user_id))
+        if cached is not None:
+            return cached
         row = await self.db.fetchone(
             "SELECT membership, event_id FROM room_memberships WHERE room_id = ? AND user_id = ?",
             (room_id, user_id),
         )
-        return None if row is None else (row[0], row[1])
+        if row is None:
+            return None
+        if len(self._cache) > 20000:
+            self._cache.clear()
+        self._cache[(room_id, user_id)] = (row[0], row[1])
+        return (row[0], row[1])
+
+    def note_membership(self, room_id: str, user_id: str, membership: str, event_id: str) -> None:
+        """Called after a member event became current state."""
+        self._cache[(room_id, user_id)] = (membership, event_id)
 
     async def get_rooms_for_user(
         self, user_id: str, memberships: Sequence[str] = ("join",)
