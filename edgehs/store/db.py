@@ -143,7 +143,7 @@ class Database:
                     await conn.execute("SAVEPOINT w")
                 try:
                     value = await fn(conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                except Exception as exc:  # handed to the waiting caller
                     if not isolate:
                         await conn.execute("ROLLBACK")
                         if not fut.done():
