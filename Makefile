@@ -23,7 +23,7 @@ run: $(BIN)/edgehs $(DATA)/edgehs.yaml
 
 test: $(BIN)/edgehs
 	$(BIN)/ruff check edgehs devices tests bench
-	$(BIN)/mypy edgehs/protocol edgehs/service
+	$(BIN)/mypy edgehs
 	$(BIN)/pytest -q
 
 bench: $(BIN)/edgehs

@@ -52,14 +52,14 @@ def cmd_run(args: argparse.Namespace) -> int:
              config.server_name, config.listen_host, config.listen_port, config.database_path)
     app = init_app(config)
 
-    async def announce(_app: web.Application) -> None:
+    def announce(_banner: str) -> None:
+        # run_app calls this once the socket is bound.
         base = f"http://{config.listen_host}:{config.listen_port}"
         log.info("listening on %s — connect a Matrix client to it; create a user with: "
                  "edgehs register-user -c %s NAME --password PASSWORD", base, args.config)
 
-    app.on_startup.append(announce)
     try:
-        web.run_app(app, host=config.listen_host, port=config.listen_port, print=None,
+        web.run_app(app, host=config.listen_host, port=config.listen_port, print=announce,
                     access_log=None, shutdown_timeout=10)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,

@@ -9,7 +9,10 @@ from signedjson.types import SigningKey
 from edgehs.config import Config
 from edgehs.protocol.signing import decode_signing_key, encode_signing_key, generate_signing_key
 from edgehs.service.client_events import ClientEventFormatter
+from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
+from edgehs.service.media import MediaService
+from edgehs.service.messages import MessagesService
 from edgehs.service.notifier import Notifier
 from edgehs.service.profile import ProfileService
 from edgehs.service.ratelimit import RateLimiter
@@ -22,6 +25,7 @@ from edgehs.service.visibility import Visibility
 from edgehs.store.account_data import AccountDataStore, FilterStore, ProfileFieldStore, ReceiptStore
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
+from edgehs.store.media import MediaFiles, MediaStore
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
@@ -93,6 +97,18 @@ class HomeServer:
             self.events, self.event_store, self.receipt_store, self.account_data_store,
             self.visibility,
         )
+        # History, relations, aliases and the room directory (helper: history).
+        self.messages = MessagesService(
+            self.event_store, self.state_store, self.visibility, self.formatter, self.notifier,
+        )
+        self.directory = DirectoryService(
+            config.server_name, self.events, self.event_store, self.state_store,
+            self.room_store, self.member_store, self.visibility,
+        )
+        # The media repository (helper: media).
+        self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))
+        self.media = MediaService(config.server_name, config.max_upload_size, self.media_store)
 
     async def stop(self) -> None:
+        self.typing.close()
         await self.db.close()

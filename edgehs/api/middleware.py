@@ -9,6 +9,7 @@ import logging
 
 from aiohttp import web
 
+from edgehs.api.keys import Handler
 from edgehs.errors import Codes, MatrixError
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def error_response(status: int, errcode: str, msg: str, **extra: object) -> web.
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except MatrixError as exc:
@@ -50,7 +51,7 @@ async def error_middleware(request: web.Request, handler: web.RequestHandler) ->
 
 
 @web.middleware
-async def cors_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "OPTIONS":
         return web.Response(status=204, headers=CORS_HEADERS)
     resp = await handler(request)

@@ -8,11 +8,27 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from edgehs.api.client import account, login, rooms, send, sync, versions
+from edgehs.api.client import (
+    account,
+    account_data,
+    directory,
+    login,
+    media,
+    messages,
+    profile,
+    receipts,
+    relations,
+    rooms,
+    send,
+    sync,
+    typing,
+    versions,
+)
+from edgehs.api.keys import Handler
 from edgehs.api.middleware import error_response
 from edgehs.errors import Codes
 
-Route = tuple[str, str, web.RequestHandler]
+Route = tuple[str, str, Handler]
 
 CLIENT_PREFIXES = ("/_matrix/client/v3", "/_matrix/client/r0", "/_matrix/client/api/v1")
 
@@ -65,20 +81,65 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("POST", "/user/{userId}/filter", sync.create_filter),
     ("GET", "/user/{userId}/filter/{filterId}", sync.get_filter),
     # History: /messages, /context (helper: history)
+    ("GET", "/rooms/{roomId}/messages", messages.messages),
+    ("GET", "/rooms/{roomId}/context/{eventId}", messages.context),
     # Aliases, room directory, /publicRooms (helper: history)
+    ("PUT", "/directory/room/{roomAlias}", directory.put_alias),
+    ("GET", "/directory/room/{roomAlias}", directory.get_alias),
+    ("DELETE", "/directory/room/{roomAlias}", directory.delete_alias),
+    ("GET", "/rooms/{roomId}/aliases", directory.room_aliases),
+    ("GET", "/directory/list/room/{roomId}", directory.get_visibility),
+    ("PUT", "/directory/list/room/{roomId}", directory.put_visibility),
+    ("GET", "/publicRooms", directory.get_public_rooms),
+    ("POST", "/publicRooms", directory.post_public_rooms),
     # Profile (helper: ephemeral)
+    ("GET", "/profile/{userId}", profile.get_profile),
+    ("GET", "/profile/{userId}/{keyName}", profile.get_profile_field),
+    ("PUT", "/profile/{userId}/{keyName}", profile.put_profile_field),
+    ("DELETE", "/profile/{userId}/{keyName}", profile.delete_profile_field),
     # Typing, receipts, read markers (helper: ephemeral)
+    ("PUT", "/rooms/{roomId}/typing/{userId}", typing.set_typing),
+    ("POST", "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipts.post_receipt),
+    ("POST", "/rooms/{roomId}/read_markers", receipts.set_read_markers),
     # Account data and tags (helper: ephemeral)
+    ("GET", "/user/{userId}/account_data/{type}", account_data.get_account_data),
+    ("PUT", "/user/{userId}/account_data/{type}", account_data.put_account_data_global),
+    ("GET", "/user/{userId}/rooms/{roomId}/account_data/{type}",
+     account_data.get_room_account_data),
+    ("PUT", "/user/{userId}/rooms/{roomId}/account_data/{type}",
+     account_data.put_room_account_data),
+    ("GET", "/user/{userId}/rooms/{roomId}/tags", account_data.get_tags),
+    ("PUT", "/user/{userId}/rooms/{roomId}/tags/{tag}", account_data.put_tag),
+    ("DELETE", "/user/{userId}/rooms/{roomId}/tags/{tag}", account_data.delete_tag),
 )
 
 # Endpoints that exist only under /_matrix/client/v1.
 CLIENT_V1_ROUTES: Sequence[Route] = (
     # Relations (helper: history)
+    ("GET", "/rooms/{roomId}/relations/{eventId}", relations.relations),
+    ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}", relations.relations),
+    ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", relations.relations),
     # Authenticated media (helper: media)
+    ("GET", "/media/config", media.config),
+    ("GET", "/media/preview_url", media.preview_url),
+    ("GET", "/media/download/{serverName}/{mediaId}", media.download),
+    ("GET", "/media/download/{serverName}/{mediaId}/{fileName}", media.download),
+    ("GET", "/media/thumbnail/{serverName}/{mediaId}", media.thumbnail),
 )
 
-# The deprecated /_matrix/media/v3 (and r0) endpoints (helper: media).
-MEDIA_ROUTES: Sequence[Route] = ()
+# The deprecated /_matrix/media/v3 (and r0) endpoints (helper: media). Served under v1 too, as
+# Synapse does, which is where POST /_matrix/media/v1/create lives.
+MEDIA_PREFIXES = ("/_matrix/media/v3", "/_matrix/media/r0", "/_matrix/media/v1")
+MEDIA_ROUTES: Sequence[Route] = (
+    ("POST", "/upload", media.upload),
+    ("PUT", "/upload/{serverName}/{mediaId}", media.upload_to),
+    ("POST", "/create", media.create),
+    ("GET", "/download/{serverName}/{mediaId}", media.download_legacy),
+    ("GET", "/download/{serverName}/{mediaId}/{fileName}", media.download_legacy),
+    ("GET", "/thumbnail/{serverName}/{mediaId}", media.thumbnail_legacy),
+    ("GET", "/config", media.config),
+    ("GET", "/preview_url", media.preview_url),
+)
 
 # Unprefixed endpoints.
 OTHER_ROUTES: Sequence[Route] = (
@@ -98,6 +159,8 @@ def add_routes(app: web.Application) -> None:
         table += [web.route(method, prefix + path, handler) for prefix in CLIENT_PREFIXES]
     for method, path, handler in CLIENT_V1_ROUTES:
         table.append(web.route(method, "/_matrix/client/v1" + path, handler))
+    for method, path, handler in MEDIA_ROUTES:
+        table += [web.route(method, prefix + path, handler) for prefix in MEDIA_PREFIXES]
     for method, path, handler in OTHER_ROUTES:
         table.append(web.route(method, path, handler))
     app.router.add_routes(table)

@@ -15,7 +15,7 @@ from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.filters import SyncFilter
 from edgehs.service.notifier import Notifier
 from edgehs.service.typing import TypingService
-from edgehs.store.account_data import AccountDataStore, ReceiptStore
+from edgehs.store.account_data import AccountDataStore, ReceiptRow, ReceiptStore
 from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore
 from edgehs.store.state import StateStore
@@ -84,6 +84,10 @@ class SyncService:
     async def sync(self, user_id: str, device_id: str | None, since: SyncToken | None,
                    flt: SyncFilter, timeout_ms: int, full_state: bool = False) -> JsonDict:
         deadline = time.monotonic() + timeout_ms / 1000
+        if since is not None and since.typing > self.notifier.typing_serial:
+            # A token from before a restart: typing (in memory) counts from zero again, so
+            # treat every room's typing state as changed once.
+            since = SyncToken(since.position, -1)
         while True:
             now = SyncToken(self.notifier.position, self.notifier.typing_serial)
             result = await self._sync_once(user_id, device_id, since, now, flt, full_state)
@@ -103,13 +107,26 @@ class SyncService:
         memberships = await self.members.get_rooms_for_user(
             user_id, ("join", "invite", "leave", "ban")
         )
+        joined = [r for r, m in memberships.items() if m[0] == "join" and flt.room_allowed(r)]
+        # One query each for the rooms with new events and the receipts of every joined room,
+        # so that a wake-up only looks further at the rooms where something happened.
+        receipts = await self.receipts.get_changed(joined, after)
+        active = None
+        if since is not None and not full_state:
+            active = await self.events.rooms_with_events_after(joined, after)
         for room_id, (membership, event_id, pos) in memberships.items():
             if not flt.room_allowed(room_id) or pos > now.position:
                 continue
             if membership == "join":
                 newly = since is None or pos > after or full_state
+                if not newly and active is not None and since is not None and not (
+                    room_id in active or room_id in receipts
+                    or self.typing.changed_since(room_id, since.typing)
+                ):
+                    continue
                 room = await self._joined_room(user_id, device_id, room_id, since, now, flt,
-                                               None if newly else after)
+                                               None if newly else after,
+                                               receipts.get(room_id, []))
                 if room is not None:
                     result.rooms["join"][room_id] = room
             elif membership == "invite" and (since is None or pos > after):
@@ -148,7 +165,7 @@ class SyncService:
 
     async def _joined_room(
         self, user_id: str, device_id: str | None, room_id: str, since: SyncToken | None,
-        now: SyncToken, flt: SyncFilter, after: int | None,
+        now: SyncToken, flt: SyncFilter, after: int | None, receipts: list[ReceiptRow],
     ) -> JsonDict | None:
         """``after`` None: the room is new to this sync (initial, just joined or full_state)."""
         limit = flt.timeline_limit
@@ -159,7 +176,7 @@ class SyncService:
         )
         limited = len(timeline) > limit
         timeline = list(reversed(timeline[:limit]))
-        ephemeral = await self._ephemeral(user_id, room_id, since, after)
+        ephemeral = self._ephemeral(user_id, room_id, since, after, receipts)
         if after is not None and not timeline and not ephemeral:
             return None
         room = self._empty_joined()
@@ -201,8 +218,8 @@ class SyncService:
             return {}
         return await self.state.get_state_after(last[0].event_id) or {}
 
-    async def _ephemeral(self, user_id: str, room_id: str, since: SyncToken | None,
-                         after: int | None) -> list[JsonDict]:
+    def _ephemeral(self, user_id: str, room_id: str, since: SyncToken | None,
+                   after: int | None, receipts: list[ReceiptRow]) -> list[JsonDict]:
         out: list[JsonDict] = []
         typing_changed = since is None or after is None or self.typing.changed_since(
             room_id, since.typing
@@ -210,7 +227,6 @@ class SyncService:
         users = self.typing.typing_users(room_id)
         if typing_changed and (users or since is not None):
             out.append({"type": "m.typing", "content": {"user_ids": users}})
-        receipts = (await self.receipts.get_changed([room_id], after or 0)).get(room_id, [])
         if receipts:
             content: dict[str, Any] = {}
             for rtype, uid, thread_id, event_id, ts in receipts:

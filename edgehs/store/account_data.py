@@ -1,7 +1,9 @@
-"""Account data (global and per room), receipts and filters."""
+"""Account data (global and per room, including room tags), receipts, filters and the extended
+profile fields."""
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import aiosqlite
 
@@ -44,6 +46,24 @@ async def put_account_data(conn: aiosqlite.Connection, pos: int, user_id: str, r
     )
 
 
+async def update_room_tag(conn: aiosqlite.Connection, pos: int, user_id: str, room_id: str,
+                          tag: str, content: JsonDict | None) -> None:
+    """Set (``content``) or remove (None) one tag in the room's ``m.tag`` account data, read and
+    rewritten in the same transaction so concurrent tag changes do not lose each other."""
+    async with conn.execute(
+        "SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = 'm.tag'",
+        (user_id, room_id),
+    ) as cur:
+        row = await cur.fetchone()
+    current = json.loads(row[0]).get("tags") if row is not None else None
+    tags = dict(current) if isinstance(current, dict) else {}
+    if content is None:
+        tags.pop(tag, None)
+    else:
+        tags[tag] = content
+    await put_account_data(conn, pos, user_id, room_id, "m.tag", {"tags": tags})
+
+
 class ReceiptStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -62,6 +82,16 @@ class ReceiptStore:
         for r in rows:
             out.setdefault(r[0], []).append((r[1], r[2], r[3], r[4], r[5]))
         return out
+
+    async def get_receipt(self, room_id: str, receipt_type: str, user_id: str,
+                          thread_id: str) -> str | None:
+        """The event id of one receipt (thread_id '' = unthreaded)."""
+        value = await self.db.fetchval(
+            "SELECT event_id FROM receipts WHERE room_id = ? AND receipt_type = ? "
+            "AND user_id = ? AND thread_id = ?",
+            (room_id, receipt_type, user_id, thread_id),
+        )
+        return None if value is None else str(value)
 
     async def get_read_position(self, room_id: str, user_id: str) -> str | None:
         """The event id of the user's newest read receipt (public or private) in the room."""
@@ -106,3 +136,32 @@ class FilterStore:
                                (user_id, row[0], json.dumps(definition)))
             return int(row[0])
         return await self.db.write(run)
+
+
+class ProfileFieldStore:
+    """Extended profile fields (spec v1.16+), one JSON value per key. ``displayname`` and
+    ``avatar_url`` live in the users table, where room membership events read them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_all(self, user_id: str) -> dict[str, Any]:
+        rows = await self.db.fetchall(
+            "SELECT key, value FROM profile_fields WHERE user_id = ? ORDER BY key", (user_id,)
+        )
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    async def set(self, user_id: str, key: str, value: Any) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO profile_fields VALUES (?, ?, ?) ON CONFLICT (user_id, key) "
+                "DO UPDATE SET value = excluded.value",
+                (user_id, key, json.dumps(value)),
+            )
+        await self.db.write(run)
+
+    async def delete(self, user_id: str, key: str) -> None:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM profile_fields WHERE user_id = ? AND key = ?",
+                               (user_id, key))
+        await self.db.write(run)

@@ -167,6 +167,18 @@ class EventStore:
         )
         return {r[0] for r in rows}
 
+    async def with_children(self, event_ids: Sequence[str], rel_types: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` have child events of one of ``rel_types`` (one query)."""
+        if not event_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT relates_to_id FROM event_relations WHERE rel_type IN "
+            f"({','.join('?' * len(rel_types))}) AND relates_to_id IN "
+            f"({','.join('?' * len(event_ids))})",
+            [*rel_types, *event_ids],
+        )
+        return {r[0] for r in rows}
+
     async def get_relations(
         self, event_id: str, rel_type: str | None, event_type: str | None
     ) -> list[str]:

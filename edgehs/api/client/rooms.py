@@ -7,7 +7,7 @@ https://spec.matrix.org/v1.19/client-server-api/#room-membership
 from aiohttp import web
 
 from edgehs.api.auth import requester
-from edgehs.api.keys import hs
+from edgehs.api.keys import Handler, hs
 from edgehs.api.params import field, json_body, require
 from edgehs.errors import Codes, MatrixError
 from edgehs.types import JsonDict
@@ -56,7 +56,7 @@ async def join(request: web.Request) -> web.Response:
     return web.json_response({"room_id": room_id})
 
 
-def _membership_handler(membership: str, *, target_from_body: bool) -> web.RequestHandler:
+def _membership_handler(membership: str, *, target_from_body: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         who = await requester(request)
         body = await json_body(request)

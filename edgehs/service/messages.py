@@ -1,0 +1,300 @@
+"""Room history: /messages, /context and /relations pagination.
+
+https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmessages
+https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidcontexteventid
+https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidrelationseventid
+
+Pagination tokens are /sync tokens (``s{position}_{typing}``, :class:`SyncToken`), so that a
+/sync ``prev_batch`` or ``next_batch`` works as ``from`` here. A token stands *between* events:
+position ``p`` lies after every event with ``stream_ordering <= p`` and before the others.
+Paginating backwards from ``p`` returns events ``<= p`` newest first; forwards, events ``> p``
+oldest first.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgehs.errors import Codes, MatrixError
+from edgehs.service.client_events import ClientEventFormatter
+from edgehs.service.filters import EventFilter
+from edgehs.service.notifier import Notifier
+from edgehs.service.sync import SyncToken
+from edgehs.service.visibility import Visibility
+from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.state import StateStore
+from edgehs.types import JsonDict, StateMap
+
+# Rows looked at per request before answering with a short (possibly empty) chunk and an
+# `end` token: Python-side filters (wildcard types, contains_url) never scan a whole room.
+MAX_SCAN = 2000
+# "Homeservers SHOULD traverse at least 3 levels of relationships."
+RELATIONS_RECURSION_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class RoomEventFilter:
+    """A RoomEventFilter: https://spec.matrix.org/v1.19/client-server-api/#filtering
+
+    The type and sender lists are :class:`EventFilter`'s; ``contains_url`` and the room lists
+    are the RoomEventFilter additions."""
+
+    events: EventFilter = field(default_factory=EventFilter)
+    contains_url: bool | None = None
+    rooms: tuple[str, ...] | None = None
+    not_rooms: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: Any) -> "RoomEventFilter":
+        events = EventFilter.parse(raw, "filter")
+        section: JsonDict = raw or {}
+        contains_url = section.get("contains_url")
+        if contains_url is not None and not isinstance(contains_url, bool):
+            raise MatrixError(400, Codes.BAD_JSON, "filter field contains_url must be a boolean")
+        rooms, not_rooms = section.get("rooms"), section.get("not_rooms", [])
+        for name, value in (("rooms", rooms), ("not_rooms", not_rooms)):
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            ):
+                raise MatrixError(400, Codes.BAD_JSON, f"filter field {name} must be a list")
+        return cls(events, contains_url, None if rooms is None else tuple(rooms),
+                   tuple(not_rooms or ()))
+
+    @property
+    def lazy_load_members(self) -> bool:
+        return self.events.lazy_load_members
+
+    def room_allowed(self, room_id: str) -> bool:
+        return room_id not in self.not_rooms and (self.rooms is None or room_id in self.rooms)
+
+    def sql_not_types(self) -> tuple[str, ...] | None:
+        nt = self.events.not_types
+        return None if nt is None or any(t.endswith("*") for t in nt) else nt
+
+    def allows(self, ev: StoredEvent) -> bool:
+        pdu = ev.pdu
+        f = self.events
+        if not f.allows_type(str(pdu["type"])):
+            return False
+        if f.senders is not None and pdu["sender"] not in f.senders:
+            return False
+        if f.not_senders and pdu["sender"] in f.not_senders:
+            return False
+        if self.contains_url is not None:
+            content = pdu.get("content")
+            has_url = isinstance(content, dict) and isinstance(content.get("url"), str)
+            if has_url != self.contains_url:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Page:
+    """Matching events in paging order, and the position to continue from (None: no more)."""
+
+    events: list[StoredEvent]
+    next_position: int | None
+
+
+class MessagesService:
+    def __init__(
+        self, events: EventStore, state: StateStore, visibility: Visibility,
+        formatter: ClientEventFormatter, notifier: Notifier,
+    ) -> None:
+        self.events = events
+        self.state = state
+        self.visibility = visibility
+        self.formatter = formatter
+        self.notifier = notifier
+
+    def now(self) -> SyncToken:
+        return SyncToken(self.notifier.position, self.notifier.typing_serial)
+
+    async def scan(self, room_id: str, *, lower: int, upper: int, backwards: bool, limit: int,
+                   flt: RoomEventFilter) -> Page:
+        """Up to ``limit`` events with ``lower < stream_ordering <= upper`` that ``flt``
+        allows, newest first when ``backwards``."""
+        found: list[StoredEvent] = []
+        after, before, scanned = lower, upper, 0
+        if lower >= upper:
+            return Page([], None)
+        while True:
+            want = limit + 1 - len(found)
+            batch = await self.events.get_room_events(
+                room_id, after=after, before=before, limit=want, backwards=backwards,
+                types=flt.events.sql_types(), not_types=flt.sql_not_types(),
+                senders=flt.events.senders,
+            )
+            for ev in batch:
+                if not flt.allows(ev):
+                    continue
+                if len(found) == limit:  # one more match exists: stop before it
+                    last = (found[-1].stream_ordering if found
+                            else (upper + 1 if backwards else lower))
+                    return Page(found, last - 1 if backwards else last)
+                found.append(ev)
+            if len(batch) < want:
+                return Page(found, None)
+            scanned += len(batch)
+            if backwards:
+                before = batch[-1].stream_ordering - 1
+            else:
+                after = batch[-1].stream_ordering
+            if scanned >= MAX_SCAN:
+                return Page(found, before if backwards else after)
+
+    # --- /messages ---------------------------------------------------------------------------
+
+    async def messages(
+        self, room_id: str, user_id: str, *, from_token: SyncToken | None,
+        to_token: SyncToken | None, backwards: bool, limit: int, flt: RoomEventFilter,
+    ) -> JsonDict:
+        """The /messages response body (``start`` is filled in by the caller when it has the
+        client's own ``from`` string)."""
+        until = await self.visibility.require_readable(room_id, user_id)
+        now = self.now()
+        if from_token is None:
+            from_token = now if backwards else SyncToken(0, now.typing)
+        newest = min(until, now.position)
+        if backwards:
+            lower = to_token.position if to_token else 0
+            upper = min(from_token.position, newest)
+        else:
+            lower = from_token.position
+            upper = min(to_token.position, newest) if to_token else newest
+        page = Page([], None)
+        if flt.room_allowed(room_id):
+            page = await self.scan(room_id, lower=max(lower, 0), upper=upper,
+                                   backwards=backwards, limit=limit, flt=flt)
+        body: JsonDict = {
+            "chunk": await self.formatter.format(page.events, user_id),
+            "start": str(from_token),
+        }
+        if page.next_position is not None:
+            body["end"] = str(SyncToken(page.next_position, from_token.typing))
+        if flt.lazy_load_members:
+            body["state"] = await self._member_state(page.events, user_id)
+        return body
+
+    async def _member_state(self, chunk: list[StoredEvent], user_id: str) -> list[JsonDict]:
+        """The member events of the chunk's senders, as of the newest chunk event."""
+        if not chunk:
+            return []
+        newest = max(chunk, key=lambda e: e.stream_ordering)
+        state = await self.state.get_state_after(newest.event_id) or {}
+        senders = {str(e.pdu["sender"]) for e in chunk}
+        ids = [state[("m.room.member", s)] for s in sorted(senders)
+               if ("m.room.member", s) in state]
+        events = await self.events.get_events(ids)
+        return await self.formatter.format([events[i] for i in ids if i in events], user_id)
+
+    # --- /context ----------------------------------------------------------------------------
+
+    async def context(self, room_id: str, user_id: str, event_id: str, limit: int,
+                      flt: RoomEventFilter) -> JsonDict:
+        until = await self.visibility.require_readable(room_id, user_id)
+        target = await self.events.get_event(event_id)
+        if target is None or target.room_id != room_id or target.stream_ordering > until:
+            raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+        pos = target.stream_ordering
+        before_limit = limit // 2
+        before = await self.scan(room_id, lower=0, upper=pos - 1, backwards=True,
+                                 limit=before_limit, flt=flt)
+        after = await self.scan(room_id, lower=pos, upper=min(until, self.notifier.position),
+                                backwards=False, limit=limit - before_limit, flt=flt)
+        typing = self.notifier.typing_serial
+        start = before.events[-1].stream_ordering - 1 if before.events else pos - 1
+        end = after.events[-1].stream_ordering if after.events else pos
+        last = after.events[-1] if after.events else target
+        state = await self.state.get_state_after(last.event_id) or {}
+        shown = [*before.events, target, *after.events]
+        state_events = await self._context_state(state, shown, user_id, flt)
+        fmt = self.formatter.format
+        return {
+            "start": str(SyncToken(max(start, 0), typing)),
+            "end": str(SyncToken(end, typing)),
+            "events_before": await fmt(before.events, user_id),
+            "event": (await fmt([target], user_id))[0],
+            "events_after": await fmt(after.events, user_id),
+            "state": await fmt(state_events, user_id),
+        }
+
+    async def _context_state(self, state: StateMap, shown: list[StoredEvent], user_id: str,
+                             flt: RoomEventFilter) -> list[StoredEvent]:
+        senders = {str(e.pdu["sender"]) for e in shown} | {user_id}
+        ids = [
+            event_id for (etype, skey), event_id in state.items()
+            if not (flt.lazy_load_members and etype == "m.room.member" and skey not in senders)
+        ]
+        loaded = await self.events.get_events(ids)
+        return [loaded[i] for i in ids if i in loaded and flt.allows(loaded[i])]
+
+    # --- /relations --------------------------------------------------------------------------
+
+    async def relations(
+        self, room_id: str, user_id: str, event_id: str, *, rel_type: str | None,
+        event_type: str | None, from_token: SyncToken | None, to_token: SyncToken | None,
+        backwards: bool, limit: int, recurse: bool | None,
+    ) -> JsonDict:
+        """Child events of ``event_id`` the user may see, newest first when ``backwards``.
+        ``recurse`` None: the client did not ask, so ``recursion_depth`` is left out."""
+        until = await self.visibility.require_readable(room_id, user_id)
+        parent = await self.events.get_event(event_id)
+        if parent is None or parent.room_id != room_id or parent.stream_ordering > until:
+            raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+        children, depth = await self._children(event_id, rel_type, event_type, bool(recurse))
+        upper = min(until, self.notifier.position)
+        if backwards:
+            upper = min(upper, from_token.position) if from_token else upper
+            lower = to_token.position if to_token else 0
+        else:
+            lower = from_token.position if from_token else 0
+            upper = min(upper, to_token.position) if to_token else upper
+        chosen = sorted(
+            (e for e in children if e.room_id == room_id and e.redacted_by is None
+             and lower < e.stream_ordering <= upper),
+            key=lambda e: e.stream_ordering, reverse=backwards,
+        )
+        page = chosen[:limit]
+        body: JsonDict = {"chunk": await self.formatter.format(page, user_id)}
+        typing = from_token.typing if from_token else 0
+        if len(chosen) > limit:
+            last = page[-1].stream_ordering if page else (upper + 1 if backwards else lower)
+            body["next_batch"] = str(SyncToken(last - 1 if backwards else last, typing))
+        if from_token is not None:
+            body["prev_batch"] = str(from_token)
+        if recurse is not None:
+            body["recursion_depth"] = depth
+        return body
+
+    async def _children(self, event_id: str, rel_type: str | None, event_type: str | None,
+                        recurse: bool) -> tuple[list[StoredEvent], int]:
+        """Direct children (filtered in SQL), or with ``recurse`` every descendant up to
+        :data:`RELATIONS_RECURSION_DEPTH` levels (filtered here); and the depth walked."""
+        if not recurse:
+            ids = await self.events.get_relations(event_id, rel_type, event_type)
+            return list((await self.events.get_events(ids)).values()), 1
+        seen: set[str] = {event_id}
+        level, depth = [event_id], 0
+        found: list[str] = []
+        while level and depth < RELATIONS_RECURSION_DEPTH:
+            depth += 1
+            nxt: list[str] = []
+            for parent in level:
+                for child in await self.events.get_relations(parent, None, None):
+                    if child not in seen:
+                        seen.add(child)
+                        nxt.append(child)
+            found += nxt
+            level = nxt
+        loaded = (await self.events.get_events(found)).values()
+        return [e for e in loaded if _matches(e, rel_type, event_type)], depth
+
+
+def _matches(ev: StoredEvent, rel_type: str | None, event_type: str | None) -> bool:
+    if event_type is not None and ev.pdu["type"] != event_type:
+        return False
+    if rel_type is None:
+        return True
+    content = ev.pdu.get("content")
+    relates = content.get("m.relates_to") if isinstance(content, dict) else None
+    return isinstance(relates, dict) and relates.get("rel_type") == rel_type
