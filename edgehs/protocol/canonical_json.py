@@ -48,13 +48,17 @@ def check_canonical_json(obj: object) -> None:
     1. Numbers must be integers (floats are not permitted).
     2. Integers must lie in ``[-(2**53)+1, (2**53)-1]``.
     3. Object keys must be strings.
+    4. Strings must be valid Unicode (no lone surrogates, which UTF-8 cannot encode).
 
     Raises ``MatrixError(400, M_BAD_JSON)`` naming the offending path.
     """
     stack: list[tuple[str, object]] = [("", obj)]
     while stack:
         path, value = stack.pop()
-        if isinstance(value, bool) or value is None or isinstance(value, str):
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, str):
+            _check_string(value, path)
             continue
         if isinstance(value, float):
             # 1. Floats are not permitted.
@@ -75,6 +79,7 @@ def check_canonical_json(obj: object) -> None:
                     raise MatrixError(
                         400, Codes.BAD_JSON, f"Bad JSON value at {path or '.'}: non-string key"
                     )
+                _check_string(key, path)
                 stack.append((f"{path}.{key}", item))
             continue
         if isinstance(value, list | tuple):
@@ -83,3 +88,13 @@ def check_canonical_json(obj: object) -> None:
         raise MatrixError(
             400, Codes.BAD_JSON, f"Bad JSON value at {path or '.'}: {type(value).__name__}"
         )
+
+
+def _check_string(value: str, path: str) -> None:
+    # 4. Lone surrogates (from "\\ud800"-style escapes) cannot be encoded as UTF-8.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MatrixError(
+            400, Codes.BAD_JSON, f"Bad JSON value at {path or '.'}: invalid Unicode string"
+        ) from exc

@@ -15,15 +15,15 @@ Every local event goes through :meth:`EventService.send`:
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 from signedjson.types import SigningKey
 
-from edgehs.errors import Codes, MatrixError
-from edgehs.protocol.canonical_json import json_size
+from edgehs.errors import AuthError, Codes, MatrixError
+from edgehs.protocol.canonical_json import check_canonical_json, json_size
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
 from edgehs.protocol.events import compute_event_id, room_id_for_create_event, sign_event
 from edgehs.protocol.room_versions import RoomVersion, get_room_version
@@ -44,6 +44,7 @@ from edgehs.types import JsonDict, StateKey, StateMap
 MAX_EVENT_SIZE = 65536
 MAX_PREV_EVENTS = 10
 MAX_DEPTH = 2**63 - 1
+CREATE_KEY = ("m.room.create", "")
 
 
 @dataclass
@@ -161,127 +162,167 @@ class EventService:
     ) -> StoredEvent:
         rv = await self.room_version(room_id)
         async with self.room_lock(room_id):
+            # 1. per-room lock held; 2. build on the room's head.
             head = await self._head(room_id)
-            pdu: JsonDict = {
-                "room_id": room_id,
-                "sender": sender,
-                "type": event_type,
-                "content": content,
-                "origin_server_ts": origin_server_ts or now_ms(),
-                "depth": min(head.depth + 1, MAX_DEPTH),
-                "prev_events": list(head.extremities),
-            }
-            if state_key is not None:
-                pdu["state_key"] = state_key
-            if redacts is not None:
-                if rv.redacts_in_content:
-                    pdu["content"] = {**content, "redacts": redacts}
-                else:
-                    pdu["redacts"] = redacts
-            auth_map = await self._auth_events(pdu, head.state, rv)
-            pdu["auth_events"] = [
-                e["event_id"] for k, e in auth_map.items()
-                if not (k == ("m.room.create", "") and rv.room_id_from_create_event)
-            ]
-            pdu = self._finish(pdu, rv)
-            check_auth_rules(pdu, auth_map, rv)
-            new_state = dict(head.state)
-            if state_key is not None:
-                new_state[(event_type, state_key)] = pdu["event_id"]
-            stored = await self._persist(room_id, pdu, head, new_state, txn_id, device_id)
+            keys = auth_types_for_event(event_type, sender, state_key, content, rv)
+            known = await self.events.get_pdus(
+                head.state[k] for k in {*keys, CREATE_KEY} if k in head.state
+            )
+            pdu = self._build(rv, room_id, sender, event_type, content, state_key,
+                              head.extremities, head.depth + 1, head.state, known, redacts,
+                              origin_server_ts)
+            after = _state_after(pdu, head.state)
+            # 5. one transaction
+            [stored] = await self._persist(room_id, head, [(pdu, head.state, after)],
+                                           txn_id, device_id)
+        # 6. wake /sync and the senders
         self.notifier.notify(stored.stream_ordering)
         return stored
 
+    def _build(
+        self, rv: RoomVersion, room_id: str, sender: str, event_type: str, content: JsonDict,
+        state_key: str | None, prev_events: list[str], depth: int, state: StateMap,
+        known: Mapping[str, JsonDict], redacts: str | None = None, ts: int | None = None,
+    ) -> JsonDict:
+        """2-4. The PDU on top of ``prev_events`` with the room ``state`` before it: auth events
+        selected from that state (``known`` holds their PDUs), hashed, signed, given its id and
+        checked against the authorization rules."""
+        pdu: JsonDict = {
+            "room_id": room_id,
+            "sender": sender,
+            "type": event_type,
+            "content": content,
+            "origin_server_ts": ts or now_ms(),
+            "depth": min(depth, MAX_DEPTH),
+            "prev_events": list(prev_events),
+        }
+        if state_key is not None:
+            pdu["state_key"] = state_key
+        if redacts is not None:
+            if rv.redacts_in_content:
+                pdu["content"] = {**content, "redacts": redacts}
+            else:
+                pdu["redacts"] = redacts
+        keys = auth_types_for_event(event_type, sender, state_key, content, rv)
+        auth_map = {k: known[state[k]] for k in {*keys, CREATE_KEY}
+                    if k in state and state[k] in known}
+        pdu["auth_events"] = [
+            e["event_id"] for k, e in auth_map.items()
+            if not (k == CREATE_KEY and rv.room_id_from_create_event)
+        ]
+        pdu = self._finish(pdu, rv)
+        check_auth_rules(pdu, auth_map, rv)
+        return pdu
+
     def _finish(self, pdu: JsonDict, rv: RoomVersion) -> JsonDict:
-        """Hash, sign and give the event its id; refuse events over the size limit."""
+        """3. Hash, sign and give the event its id; refuse values canonical JSON cannot carry
+        and events over the size limit."""
+        check_canonical_json(pdu["content"])
         signed = sign_event(pdu, self.server_name, self.signing_key, rv)
         if json_size(signed) > MAX_EVENT_SIZE:
             raise MatrixError(413, Codes.TOO_LARGE, "Event is larger than 65536 bytes")
         signed["event_id"] = compute_event_id(signed, rv)
         return signed
 
-    async def _auth_events(
-        self, pdu: JsonDict, state: StateMap, rv: RoomVersion
-    ) -> dict[StateKey, JsonDict]:
-        keys = auth_types_for_event(
-            pdu["type"], pdu["sender"], pdu.get("state_key"), pdu["content"], rv
-        )
-        wanted = {k: state[k] for k in {*keys, ("m.room.create", "")} if k in state}
-        pdus = await self.events.get_pdus(wanted.values())
-        return {k: pdus[e] for k, e in wanted.items() if e in pdus}
-
     async def _persist(
         self,
         room_id: str,
-        pdu: JsonDict,
         head: RoomHead | None,
-        new_state: StateMap,
-        txn_id: str | None,
-        device_id: str | None,
-    ) -> StoredEvent:
-        is_state = "state_key" in pdu
-        old_state: StateMap = head.state if head else {}
-        memberships = {}
-        if pdu["type"] == "m.room.member":
-            memberships[pdu["event_id"]] = (pdu["state_key"], pdu["content"]["membership"])
+        pending: Sequence[tuple[JsonDict, StateMap, StateMap]],
+        txn_id: str | None = None,
+        device_id: str | None = None,
+        extra: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+    ) -> list[StoredEvent]:
+        """5. Store events (each with the state before and after it), their state groups,
+        current state and memberships, plus ``extra`` rows, in ONE transaction."""
 
-        async def run(conn: aiosqlite.Connection) -> tuple[int, int]:
-            pos = self.streams.next()
-            if head is None:
-                await insert_room(conn, room_id, _room_version_of(pdu), pdu["sender"],
-                                  pdu["origin_server_ts"])
-            before = head.state_group if head else None
-            after = before
-            if after is None or is_state:
-                after = await self.state.add_group(conn, room_id, before, old_state, new_state)
-            await insert_event(conn, pdu, pos, room_id, state_before=before, state_after=after,
-                               txn_id=txn_id, device_id=device_id)
-            await set_forward_extremities(conn, room_id, pdu["event_id"], pdu["prev_events"])
-            if is_state:
-                await self.state.set_current_state(conn, room_id, old_state, new_state,
-                                                   memberships, pos)
-            return pos, after
+        async def run(conn: aiosqlite.Connection) -> tuple[list[int], int]:
+            positions = []
+            group = head.state_group if head else None
+            for pdu, before_state, after_state in pending:
+                pos = self.streams.next()
+                if group is None:
+                    await insert_room(conn, room_id, _room_version_of(pdu), pdu["sender"],
+                                      pdu["origin_server_ts"])
+                before = group
+                if group is None or "state_key" in pdu:
+                    group = await self.state.add_group(conn, room_id, before, before_state,
+                                                       after_state)
+                await insert_event(conn, pdu, pos, room_id, state_before=before,
+                                   state_after=group, txn_id=txn_id, device_id=device_id)
+                await set_forward_extremities(conn, room_id, pdu["event_id"],
+                                              pdu["prev_events"])
+                if "state_key" in pdu:
+                    await self.state.set_current_state(
+                        conn, room_id, before_state, after_state, _memberships(pdu), pos
+                    )
+                positions.append(pos)
+            if extra is not None:
+                await extra(conn)
+            assert group is not None
+            return positions, group
 
         try:
-            pos, group = await self.db.write(run)
+            positions, group = await self.db.write(run)
         except Exception:
             self._heads.pop(room_id, None)
             raise
-        self._heads[room_id] = RoomHead([pdu["event_id"]], int(pdu["depth"]), group, new_state)
-        if is_state:
-            self.events.remember_pdu(pdu)
-        for event_id, (user_id, membership) in memberships.items():
-            self.members.note_membership(room_id, user_id, membership, event_id)
-        return StoredEvent(pdu, pos, room_id, None, txn_id, device_id)
+        last = pending[-1][0]
+        self._heads[room_id] = RoomHead([last["event_id"]], int(last["depth"]), group,
+                                        pending[-1][2])
+        stored = []
+        for (pdu, _, _), pos in zip(pending, positions, strict=True):
+            if "state_key" in pdu:
+                self.events.remember_pdu(pdu)
+            for event_id, (user_id, membership) in _memberships(pdu).items():
+                self.members.note_membership(room_id, user_id, membership, event_id)
+            stored.append(StoredEvent(pdu, pos, room_id, None, txn_id, device_id))
+        return stored
 
-    async def create_room_event(self, sender: str, content: JsonDict, rv: RoomVersion) -> str:
-        """Persist the m.room.create event of a new room and return the room id. For versions
-        with ids derived from the create event the id is its reference hash; otherwise random."""
-        pdu: JsonDict = {
-            "sender": sender,
-            "type": "m.room.create",
-            "state_key": "",
-            "content": content,
-            "origin_server_ts": now_ms(),
-            "depth": 1,
-            "prev_events": [],
-            "auth_events": [],
+    async def create_room(
+        self, sender: str, create_content: JsonDict, rv: RoomVersion,
+        initial: Sequence[tuple[str, str, JsonDict]],
+        extra: Callable[[str], Callable[[aiosqlite.Connection], Awaitable[None]]] | None = None,
+    ) -> str:
+        """Create a room atomically: the m.room.create event then the ``initial`` state events
+        (type, state_key, content), all sent by ``sender``, are built and authorised in memory
+        and stored in one transaction with ``extra(room_id)`` rows. If any event fails the
+        authorization rules nothing is stored (400 M_INVALID_ROOM_STATE). Returns the room id;
+        for versions with ids derived from the create event it is its reference hash."""
+        create: JsonDict = {
+            "sender": sender, "type": "m.room.create", "state_key": "",
+            "content": create_content, "origin_server_ts": now_ms(), "depth": 1,
+            "prev_events": [], "auth_events": [],
         }
         if rv.room_id_from_create_event:
             # The create event carries no room_id: the id is derived from the event.
-            pdu = self._finish(pdu, rv)
+            create = self._finish(create, rv)
             room_id: str = room_id_for_create_event(
-                {k: v for k, v in pdu.items() if k != "event_id"}, rv
+                {k: v for k, v in create.items() if k != "event_id"}, rv
             )
         else:
             room_id = f"!{_random_localpart()}:{self.server_name}"
-            pdu["room_id"] = room_id
-            pdu = self._finish(pdu, rv)
-        check_auth_rules(pdu, {("m.room.create", ""): pdu}, rv)
-        new_state = {("m.room.create", ""): str(pdu["event_id"])}
+            create = self._finish({**create, "room_id": room_id}, rv)
+        check_auth_rules(create, {CREATE_KEY: create}, rv)
+        state: StateMap = {CREATE_KEY: create["event_id"]}
+        known = {create["event_id"]: create}
+        pending: list[tuple[JsonDict, StateMap, StateMap]] = [(create, {}, dict(state))]
+        last = create
+        for event_type, state_key, content in initial:
+            try:
+                pdu = self._build(rv, room_id, sender, event_type, content, state_key,
+                                  [last["event_id"]], int(last["depth"]) + 1, state, known)
+            except AuthError as exc:
+                raise MatrixError(400, Codes.INVALID_ROOM_STATE,
+                                  f"The initial state of the room is invalid: {exc.msg}") from exc
+            after = _state_after(pdu, state)
+            pending.append((pdu, state, after))
+            known[pdu["event_id"]] = pdu
+            state, last = after, pdu
         async with self.room_lock(room_id):
-            stored = await self._persist(room_id, pdu, None, new_state, None, None)
-        self.notifier.notify(stored.stream_ordering)
+            stored = await self._persist(room_id, None, pending,
+                                         extra=extra(room_id) if extra else None)
+        self.notifier.notify(stored[-1].stream_ordering)
         return room_id
 
     async def run_write(self, fn: Callable[[aiosqlite.Connection, int], Awaitable[Any]]) -> int:
@@ -295,6 +336,19 @@ class EventService:
         pos = await self.db.write(run)
         self.notifier.notify(pos)
         return pos
+
+
+def _state_after(pdu: JsonDict, before: StateMap) -> StateMap:
+    if "state_key" not in pdu:
+        return before
+    return {**before, (pdu["type"], pdu["state_key"]): pdu["event_id"]}
+
+
+def _memberships(pdu: JsonDict) -> dict[str, tuple[str, str]]:
+    """member event id -> (user_id, membership), for the membership index."""
+    if pdu["type"] != "m.room.member":
+        return {}
+    return {pdu["event_id"]: (pdu["state_key"], pdu["content"]["membership"])}
 
 
 def _room_version_of(create_pdu: JsonDict) -> str:

@@ -22,6 +22,13 @@ def _str_list(section: JsonDict, key: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _bool(section: JsonDict, key: str, name: str) -> bool:
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise MatrixError(400, Codes.BAD_JSON, f"{name}.{key} must be a boolean")
+    return value
+
+
 def _section(obj: Any, name: str) -> JsonDict:
     if obj is None:
         return {}
@@ -59,7 +66,7 @@ class EventFilter:
             not_types=_str_list(section, "not_types"),
             senders=_str_list(section, "senders"),
             not_senders=_str_list(section, "not_senders"),
-            lazy_load_members=bool(section.get("lazy_load_members", False)),
+            lazy_load_members=_bool(section, "lazy_load_members", name),
         )
 
     def allows_type(self, event_type: str) -> bool:
@@ -87,6 +94,16 @@ class SyncFilter:
     def parse(cls, raw: Any) -> "SyncFilter":
         top = _section(raw, "filter")
         room = _section(top.get("room"), "room")
+        if top.get("event_format", "client") not in ("client", "federation"):
+            raise MatrixError(400, Codes.BAD_JSON, "event_format must be client or federation")
+        _str_list(top, "event_fields")
+        for section, key in ((room, "include_leave"),):
+            if not isinstance(section.get(key, False), bool):
+                raise MatrixError(400, Codes.BAD_JSON, f"{key} must be a boolean")
+        for name in ("presence", "account_data"):
+            EventFilter.parse(top.get(name), name)
+        for name in ("ephemeral", "account_data"):
+            EventFilter.parse(room.get(name), f"room.{name}")
         return cls(
             timeline=EventFilter.parse(room.get("timeline"), "room.timeline"),
             state=EventFilter.parse(room.get("state"), "room.state"),

@@ -29,6 +29,7 @@ class RateLimiter:
             raise MatrixError(429, Codes.LIMIT_EXCEEDED, "Too many requests; slow down",
                               retry_after_ms=retry)
         self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > 10000:  # keep memory bounded: drop full buckets
-            full = float(self.limit.burst_count)
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < full}
+        if len(self._buckets) > 10000:
+            # Keep memory bounded: drop the buckets that have refilled completely by now.
+            refill = self.limit.burst_count / self.limit.per_second
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill}

@@ -5,12 +5,15 @@ https://spec.matrix.org/v1.19/client-server-api/#room-membership
 """
 
 import copy
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.room_versions import get_room_version
 from edgehs.service.events import EventService
-from edgehs.store.rooms import MemberStore, RoomStore
+from edgehs.store.rooms import MemberStore, RoomStore, insert_alias, set_room_visibility
 from edgehs.store.users import UserStore
 from edgehs.types import JsonDict
 
@@ -45,9 +48,12 @@ class RoomService:
         self.default_room_version = default_room_version
 
     async def create_room(self, creator: str, body: JsonDict) -> tuple[str, str | None]:
-        """Create a room as described by a /createRoom body: (room_id, alias or None)."""
-        rv = get_room_version(str(body.get("room_version", self.default_room_version)))
-        visibility = body.get("visibility", "private")
+        """Create a room as described by a /createRoom body: (room_id, alias or None).
+        Everything (events, alias, directory entry) is stored in one transaction, or nothing.
+
+        https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom"""
+        rv = get_room_version(str(body.get("room_version") or self.default_room_version))
+        visibility = body.get("visibility") or "private"
         preset_name = body.get("preset") or (
             "public_chat" if visibility == "public" else "private_chat"
         )
@@ -60,7 +66,7 @@ class RoomService:
             validate_alias(alias, self.server_name)
             if await self.rooms.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, f"Room alias {alias} is already in use")
-        invites = [str(u) for u in body.get("invite", [])]
+        invites = [str(u) for u in body.get("invite") or []]
         for user_id in invites:
             validate_user_id(user_id)
 
@@ -68,40 +74,45 @@ class RoomService:
         creation["room_version"] = rv.identifier
         if not rv.implicit_room_creator:
             creation["creator"] = creator
-        room_id = await self.events.create_room_event(creator, creation, rv)
-        send = self.events.send
-
-        await send(room_id, creator, "m.room.member", await self.member_content(creator, "join"),
-                   creator)
+        # The order of https://spec.matrix.org/v1.19/client-server-api/#creation steps 2-9.
+        events: list[tuple[str, str, JsonDict]] = [
+            ("m.room.member", creator, await self.member_content(creator, "join")),
+        ]
         power = self._power_levels(creator, invites, preset_name, rv.creators_have_infinite_power)
-        override = body.get("power_level_content_override")
-        if override:
-            power.update(copy.deepcopy(override))
-        await send(room_id, creator, "m.room.power_levels", power, "")
+        power.update(copy.deepcopy(body.get("power_level_content_override") or {}))
+        events.append(("m.room.power_levels", "", power))
         if alias is not None:
-            await send(room_id, creator, "m.room.canonical_alias", {"alias": alias}, "")
+            events.append(("m.room.canonical_alias", "", {"alias": alias}))
         initial = {(e["type"], e.get("state_key", "")): e["content"]
-                   for e in body.get("initial_state", [])}
+                   for e in body.get("initial_state") or []}
         for etype, key, content in (
             ("m.room.join_rules", "", {"join_rule": preset["join_rule"]}),
             ("m.room.history_visibility", "", {"history_visibility": preset["history"]}),
             ("m.room.guest_access", "", {"guest_access": preset["guest"]}),
         ):
             if (etype, key) not in initial:
-                await send(room_id, creator, etype, content, key)
-        for (etype, key), content in initial.items():
-            await send(room_id, creator, etype, content, key)
+                events.append((etype, key, content))
+        events += [(etype, key, content) for (etype, key), content in initial.items()]
         if body.get("name") is not None:
-            await send(room_id, creator, "m.room.name", {"name": body["name"]}, "")
+            events.append(("m.room.name", "", {"name": body["name"]}))
         if body.get("topic") is not None:
-            await send(room_id, creator, "m.room.topic", {"topic": body["topic"]}, "")
-        if alias is not None:
-            await self.rooms.create_alias(alias, room_id, creator)
-        if visibility == "public":
-            await self.rooms.set_visibility(room_id, True)
+            events.append(("m.room.topic", "", {"topic": body["topic"]}))
         for user_id in invites:
-            extra = {"is_direct": True} if body.get("is_direct") else {}
-            await self.change_membership(room_id, creator, user_id, "invite", extra=extra)
+            extra: JsonDict = {"is_direct": True} if body.get("is_direct") else {}
+            profile = await self.users.get_profile(user_id)
+            if profile is not None and profile[0]:
+                extra["displayname"] = profile[0]
+            events.append(("m.room.member", user_id, {"membership": "invite", **extra}))
+
+        def directory_rows(room_id: str) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
+            async def run(conn: aiosqlite.Connection) -> None:
+                if alias is not None and not await insert_alias(conn, alias, room_id, creator):
+                    raise MatrixError(400, Codes.ROOM_IN_USE, f"Room alias {alias} is in use")
+                if visibility == "public":
+                    await set_room_visibility(conn, room_id, True)
+            return run
+
+        room_id = await self.events.create_room(creator, creation, rv, events, directory_rows)
         return room_id, alias
 
     def _power_levels(

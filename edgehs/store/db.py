@@ -45,6 +45,7 @@ class Database:
         self._queue: list[tuple[WriteFn, asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,12 +63,10 @@ class Database:
 
     async def close(self) -> None:
         if self._task is not None:
-            # Let queued writes finish, then stop the writer.
-            while self._queue:
-                await asyncio.sleep(0.01)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # The writer commits what is queued (and the batch in flight), then returns.
+            self._closing = True
+            self._wakeup.set()
+            await self._task
             self._task = None
         for conn in (self._reader, self._writer):
             if conn is not None:
@@ -115,6 +114,8 @@ class Database:
 
     async def write(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``fn(conn)`` inside a transaction; returns once it is durably committed."""
+        if self._closing:
+            raise RuntimeError("the database is closing")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((fn, fut))
         self._wakeup.set()
@@ -129,6 +130,9 @@ class Database:
             batch, self._queue = self._queue, []
             if batch:
                 await self._run_batch(conn, batch)
+                self._wakeup.set()  # look again: more may have been queued meanwhile
+            elif self._closing:
+                return
 
     async def _run_batch(
         self, conn: aiosqlite.Connection, batch: list[tuple[WriteFn, asyncio.Future[Any]]]

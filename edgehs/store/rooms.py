@@ -34,8 +34,7 @@ class RoomStore:
 
     async def set_visibility(self, room_id: str, public: bool) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
-            await conn.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?",
-                               (int(public), room_id))
+            await set_room_visibility(conn, room_id, public)
         await self.db.write(run)
 
     async def get_alias(self, alias: str) -> tuple[str, str] | None:
@@ -54,10 +53,7 @@ class RoomStore:
     async def create_alias(self, alias: str, room_id: str, creator: str) -> bool:
         """False if the alias is taken."""
         async def run(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                "INSERT OR IGNORE INTO room_aliases VALUES (?, ?, ?)", (alias, room_id, creator)
-            ) as cur:
-                return cur.rowcount == 1
+            return await insert_alias(conn, alias, room_id, creator)
         return await self.db.write(run)
 
     async def delete_alias(self, alias: str) -> None:
@@ -74,6 +70,18 @@ async def insert_room(
         "VALUES (?, ?, ?, 0, ?)",
         (room_id, version, creator, ts),
     )
+
+
+async def insert_alias(conn: aiosqlite.Connection, alias: str, room_id: str, creator: str) -> bool:
+    """False if the alias is taken."""
+    async with conn.execute(
+        "INSERT OR IGNORE INTO room_aliases VALUES (?, ?, ?)", (alias, room_id, creator)
+    ) as cur:
+        return cur.rowcount == 1
+
+
+async def set_room_visibility(conn: aiosqlite.Connection, room_id: str, public: bool) -> None:
+    await conn.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", (int(public), room_id))
 
 
 class MemberStore:

@@ -306,10 +306,6 @@ async def test_state_empty_key_without_trailing_slash(call: Any, register: Regis
         "name": "Renamed"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: GET/PUT /rooms/{roomId}/state/{eventType}/ with "
-                   "the trailing slash of an empty state key is 404 M_UNRECOGNIZED; the spec "
-                   "says the trailing slash is optional, so it must work like the slash-less "
-                   "route")
 async def test_state_empty_key_with_trailing_slash(call: Any, register: Register,
                                                    create_room: CreateRoom) -> None:
     alice = await register("alice")
@@ -320,9 +316,6 @@ async def test_state_empty_key_with_trailing_slash(call: Any, register: Register
     assert await call("rooms", "GET", path, 200, name, user=alice) == {"name": "Renamed"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: GET /rooms/{roomId}/joined_members answers "
-                   "avatar_url (and display_name) as null for members without one; the spec "
-                   "types them as strings, so they must be left out")
 async def test_joined_members(call: Any, register: Register, create_room: CreateRoom) -> None:
     alice = await register("alice")
     room = {"roomId": await create_room(alice)}

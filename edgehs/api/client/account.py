@@ -42,6 +42,8 @@ async def deactivate(request: web.Request) -> web.Response:
     """POST /account/deactivate — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate"""
     who = await requester(request)
     body = await json_body(request)
+    field(body, "erase", bool)
+    field(body, "id_server", str)
     await require_password(request, who, body)
     server = hs(request)
     rooms = await server.member_store.get_rooms_for_user(who.user_id, ("join", "invite"))

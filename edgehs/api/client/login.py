@@ -22,14 +22,18 @@ async def get_login_flows(request: web.Request) -> web.Response:
 def _login_user(body: JsonDict, server_name: str) -> str:
     identifier = body.get("identifier")
     user: object = None
-    if isinstance(identifier, dict):
+    if identifier is not None:
+        if not isinstance(identifier, dict):
+            raise MatrixError(400, Codes.BAD_JSON, "identifier must be an object")
         if identifier.get("type") != "m.id.user":
             raise MatrixError(400, Codes.UNKNOWN, "Only m.id.user identifiers are supported")
         user = identifier.get("user")
     else:
         user = body.get("user")  # deprecated top-level form
-    if not isinstance(user, str) or not user:
+    if user is None or user == "":
         raise MatrixError(400, Codes.MISSING_PARAM, "Missing identifier.user")
+    if not isinstance(user, str):
+        raise MatrixError(400, Codes.BAD_JSON, "identifier.user must be a string")
     user = user.lower()
     return user if user.startswith("@") else f"@{user}:{server_name}"
 
@@ -86,6 +90,9 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(403, Codes.FORBIDDEN, "Registration is disabled on this server")
     username = field(body, "username", str)
     password = field(body, "password", str)
+    inhibit_login = field(body, "inhibit_login", bool, default=False)
+    device_id = field(body, "device_id", str)
+    device_name = field(body, "initial_device_display_name", str)
     if username is not None:
         username = server.users.validate_localpart(username)
         if not await server.users.is_available(username):
@@ -99,11 +106,8 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
     user_id = await server.users.register(username, password)
     response: JsonDict = {"user_id": user_id, "home_server": server.config.server_name}
-    if not field(body, "inhibit_login", bool, default=False):
-        token, device_id = await server.users.login(
-            user_id, field(body, "device_id", str),
-            field(body, "initial_device_display_name", str),
-        )
+    if not inhibit_login:
+        token, device_id = await server.users.login(user_id, device_id, device_name)
         response.update(access_token=token, device_id=device_id)
     return web.json_response(response)
 

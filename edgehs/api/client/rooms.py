@@ -12,6 +12,8 @@ from edgehs.api.params import field, json_body, require
 from edgehs.errors import Codes, MatrixError
 from edgehs.types import JsonDict
 
+MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
+
 
 def _check_create_body(body: JsonDict) -> None:
     for key, kind in (("name", str), ("topic", str), ("room_alias_name", str), ("preset", str),
@@ -126,6 +128,10 @@ async def members(request: web.Request) -> web.Response:
     await server.visibility.require_readable(room_id, who.user_id)
     wanted = request.query.get("membership")
     not_wanted = request.query.get("not_membership")
+    for name, value in (("membership", wanted), ("not_membership", not_wanted)):
+        if value is not None and value not in MEMBERSHIPS:
+            raise MatrixError(400, Codes.INVALID_PARAM,
+                              f"{name} must be one of {', '.join(MEMBERSHIPS)}")
     state = await server.state_store.get_current_state_ids(room_id)
     ids = [e for (t, _), e in state.items() if t == "m.room.member"]
     events = (await server.event_store.get_events(ids)).values()
@@ -151,7 +157,8 @@ async def joined_members(request: web.Request) -> web.Response:
         content = ev.pdu["content"]
         if content.get("membership") == "join":
             joined[ev.pdu["state_key"]] = {
-                "display_name": content.get("displayname"),
-                "avatar_url": content.get("avatar_url"),
+                key: content[src] for key, src in (("display_name", "displayname"),
+                                                   ("avatar_url", "avatar_url"))
+                if isinstance(content.get(src), str)
             }
     return web.json_response({"joined": joined})

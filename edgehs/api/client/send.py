@@ -66,8 +66,6 @@ async def put_state(request: web.Request) -> web.Response:
     server = hs(request)
     server.rc_message.check(who.user_id)
     await server.events.room_version(room_id)
-    if event_type == "m.room.member":
-        raise MatrixError(400, Codes.INVALID_PARAM, "Use the membership endpoints for members")
     if event_type == "m.room.canonical_alias":
         await _check_canonical_alias(server, room_id, body)
     # Sending identical state again is a no-op that returns the existing event.

@@ -33,7 +33,7 @@ async def sync(request: web.Request) -> web.Response:
                 definition = json.loads(raw_filter)
             except ValueError as exc:
                 raise MatrixError(400, Codes.NOT_JSON, "filter is not valid JSON") from exc
-        elif raw_filter.isdigit():
+        elif _is_filter_id(raw_filter):
             definition = await server.filter_store.get(who.user_id, int(raw_filter))
             if definition is None:
                 raise MatrixError(400, Codes.INVALID_PARAM, f"Unknown filter {raw_filter}")
@@ -63,8 +63,13 @@ async def get_filter(request: web.Request) -> web.Response:
     if request.match_info["userId"] != who.user_id:
         raise MatrixError(403, Codes.FORBIDDEN, "You can only read your own filters")
     raw = request.match_info["filterId"]
-    definition = await hs(request).filter_store.get(who.user_id, int(raw)) if raw.isdigit() \
-        else None
+    definition = await hs(request).filter_store.get(who.user_id, int(raw)) \
+        if _is_filter_id(raw) else None
     if definition is None:
         raise MatrixError(404, Codes.NOT_FOUND, "No such filter")
     return web.json_response(definition)
+
+
+def _is_filter_id(raw: str) -> bool:
+    """Filter ids are small non-negative integers (SQLite integers are at most 2**63 - 1)."""
+    return raw.isdigit() and len(raw) <= 18

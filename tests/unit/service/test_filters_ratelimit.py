@@ -131,11 +131,6 @@ def test_keys_are_separate_and_disabled_is_open() -> None:
     assert all(limited(off, "@a:x") is None for _ in range(100))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: RateLimiter's memory bound never prunes: it drops buckets whose STORED token count "
-    "is full, but a stored bucket always had a token taken (<= burst-1) and is not refilled "
-    "before the comparison, so 10050 distinct keys keep 10050 buckets. Compare the refilled "
-    "count (tokens + (now - last) * per_second >= burst_count) instead."))
 def test_buckets_stay_bounded() -> None:
     clock = Clock()
     limiter = RateLimiter(RateLimit(per_second=1.0, burst_count=2), True, clock)

@@ -120,10 +120,6 @@ async def test_close_keeps_writes_already_queued(tmp_path: Path) -> None:
         await reopened.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Database.close() waits only until the queue is empty, then cancels the writer task "
-    "even while it is running a batch: a write in flight is rolled back and its caller's "
-    "future never resolves (it hangs). close() must let the running batch finish."))
 async def test_close_finishes_the_batch_in_flight(tmp_path: Path) -> None:
     db = Database(tmp_path / "edgehs.db")
     await db.open()
