@@ -1,45 +1,23 @@
-"""Shared fixtures: a real config + SQLite file in tmp_path, the app in-process, helpers."""
+"""Shared fixtures: a real config + SQLite file in tmp_path, the app in-process.
+
+Plain helpers (make_config, User, ...) live in support.py: ``from support import ...``.
+"""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient
+from support import User, make_config
 
 from edgehs.app import init_app
-from edgehs.cli import main as cli_main
-from edgehs.config import Config, load_config
-
-
-def make_config(data_dir: Path, **overrides: Any) -> Config:
-    """Write a config with `edgehs generate-config`, apply overrides, load it."""
-    assert cli_main(["generate-config", "--server-name", "test.local", "--data-dir",
-                     str(data_dir), "--enable-registration"]) == 0
-    path = data_dir / "edgehs.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["rate_limits"] = {"enabled": False}
-    raw.update(overrides)
-    path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+from edgehs.config import Config
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return make_config(tmp_path / "data")
-
-
-@dataclass
-class User:
-    user_id: str
-    token: str
-    device_id: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture

@@ -4,26 +4,22 @@ For every endpoint of the modules that exist (discovery, account, devices, rooms
 membership, events, sync and filters): missing/unknown token, non-JSON and non-object bodies,
 wrong field types, unknown rooms, oversized bodies and events, unknown paths and methods, rate
 limits. Every case asserts the status AND the errcode.
-At the end, seeded random bodies (a property test) must never give a 500 or a half-written row.
+Known 500s and half-written rows are in test_bad_input_regressions.py; seeded random bodies (a
+property test) that must never give a 500 or a half-written row are in test_bad_input_fuzz.py.
+The `env` and `spec` fixtures are in tests/api/conftest.py; Env, expect, count in support.py.
 """
 
-import importlib.util
 import json
-import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp.test_utils import TestClient
 from spec_schema import MatrixSpec
+from support import AUTH_PW, REG, V3, Env, count, expect, make_config
 
 from edgehs.config import Config
 
-V3 = "/_matrix/client/v3"
 FAKE_ROOM = "!nope:test.local"
 
 # Every authenticated endpoint: (method, path). {room} {event} {device} {me} are filled in.
@@ -71,62 +67,10 @@ BODY = [ep for ep in AUTHED if ep[0] in ("PUT", "POST", "DELETE")
 UNAUTHED_BODY = [("POST", "/register"), ("POST", "/login")]
 
 
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py, loaded by path: ``import conftest`` gives whichever conftest pytest
-    imported last (tests/integration has one too), so it breaks with some test orders."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("edgehs_tests_root_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_config: Callable[..., Config] = _root_conftest().make_config
-User = Any  # tests/conftest.py's User: user_id, token, device_id, .auth
-
-
-@dataclass
-class Env:
-    alice: User
-    bob: User
-    room_id: str  # public, alice joined, one message
-    event_id: str
-
-    def path(self, template: str, room: str | None = None) -> str:
-        """The URL of ``template`` (its query, after "?", is left as it is)."""
-        path, sep, query = template.partition("?")
-        return V3 + path.format(room=room or self.room_id, event=self.event_id,
-                                device=self.alice.device_id, me=self.alice.user_id) + sep + query
-
-
 @pytest.fixture
 def config(tmp_path: Any, request: pytest.FixtureRequest) -> Config:
     """The default test config, or one with overrides given by indirect parametrisation."""
     return make_config(tmp_path / "data", **getattr(request, "param", {}))
-
-
-@pytest.fixture
-async def env(client: TestClient, register: Callable[[str], Awaitable[User]],
-              create_room: Callable[..., Awaitable[str]]) -> Env:
-    alice, bob = await register("alice"), await register("bob")
-    room_id = await create_room(alice, preset="public_chat")
-    resp = await client.put(f"{V3}/rooms/{room_id}/send/m.room.message/first",
-                            json={"msgtype": "m.text", "body": "hi"}, headers=alice.auth)
-    assert resp.status == 200
-    return Env(alice, bob, room_id, (await resp.json())["event_id"])
-
-
-async def expect(resp: Any, status: int, errcode: str) -> dict[str, Any]:
-    body = await resp.json()
-    assert (resp.status, body.get("errcode")) == (status, errcode), body
-    assert isinstance(body.get("error"), str), body
-    return dict(body)
-
-
-async def count(client: TestClient, table: str) -> int:
-    from edgehs.api.keys import HS_KEY
-    return int(await client.app[HS_KEY].db.fetchval(f"SELECT COUNT(*) FROM {table}"))
 
 
 # --- authentication ------------------------------------------------------------------------------
@@ -189,9 +133,7 @@ async def test_empty_body_where_one_is_required(client: TestClient, env: Env,
     await expect(resp, 400, "M_NOT_JSON")
 
 
-AUTH_PW = {"type": "m.login.password", "password": "secret-pw", "user": "@alice:test.local"}
 LOGIN = {"type": "m.login.password", "password": "secret-pw"}
-REG = {"password": "pw", "auth": {"type": "m.login.dummy"}}
 
 # (who, method, path, body, status, errcode). "who": alice, bob or "-" (no token).
 WRONG_TYPES: list[Any] = [
@@ -418,11 +360,6 @@ LIMITED = {"rate_limits": {"enabled": True, "message": {"per_second": 0.001, "bu
                            "login": {"per_second": 0.001, "burst_count": 2}}}
 
 
-@pytest.fixture(scope="module")
-def spec() -> MatrixSpec:
-    return MatrixSpec.load()
-
-
 @pytest.mark.parametrize("config", [LIMITED], indirect=True)
 async def test_message_rate_limit(client: TestClient, env: Env, spec: MatrixSpec) -> None:
     # env already sent one message: one more fits in the bucket of two.
@@ -454,214 +391,3 @@ async def test_login_rate_limit(client: TestClient, spec: MatrixSpec) -> None:
     resp = await client.post(f"{V3}/login", json=login)
     body = await expect(resp, 429, "M_LIMIT_EXCEEDED")
     spec.check_response("login", "POST", "/login", 429, body)
-
-
-# --- known 500s and half-written rows -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("raw", [
-    pytest.param(b'{"body": 1e999}'),
-    pytest.param(b'{"body": "\\ud800"}'),
-    pytest.param(b'{"body": 1.5}'),
-    pytest.param(b'{"body": 9007199254740992}'),
-])
-async def test_event_content_outside_canonical_json(client: TestClient, env: Env,
-                                                    raw: bytes) -> None:
-    before = await count(client, "events")
-    resp = await client.put(env.path("/rooms/{room}/send/m.room.message/c1"), data=raw,
-                            headers={**env.alice.auth, "Content-Type": "application/json"})
-    await expect(resp, 400, "M_BAD_JSON")
-    assert await count(client, "events") == before
-
-
-@pytest.mark.parametrize("body", [
-    pytest.param({"power_level_content_override": {"users_default": "abc"}}),
-    pytest.param({"power_level_content_override": {"users": {"@alice:test.local": 5}}}),
-    pytest.param({"initial_state": [{"type": "m.room.member", "state_key": "@bob:test.local",
-                                     "content": {"membership": "join"}}]}),
-    pytest.param({"initial_state": [{"type": "m.room.power_levels", "content": {"users": 5}}]}),
-    pytest.param({"invite": ["@alice:test.local"]}),
-])
-async def test_create_room_is_all_or_nothing(client: TestClient, env: Env,
-                                             body: dict[str, Any]) -> None:
-    rooms, events = await count(client, "rooms"), await count(client, "events")
-    resp = await client.post(f"{V3}/createRoom", json=body, headers=env.alice.auth)
-    assert resp.status == 400, await resp.json()
-    assert (await resp.json())["errcode"] in ("M_BAD_JSON", "M_INVALID_ROOM_STATE",
-                                              "M_INVALID_PARAM")
-    assert (await count(client, "rooms"), await count(client, "events")) == (rooms, events)
-
-
-@pytest.mark.parametrize("key", [
-    pytest.param("initial_state"),
-    pytest.param("invite"),
-    pytest.param("room_version"),
-    "name", "topic", "preset", "creation_content", "is_direct",
-    "room_alias_name", "power_level_content_override",
-])
-async def test_create_room_null_fields(client: TestClient, env: Env, key: str) -> None:
-    rooms = await count(client, "rooms")
-    resp = await client.post(f"{V3}/createRoom", json={key: None}, headers=env.alice.auth)
-    body = await resp.json()
-    assert (resp.status, body.get("errcode")) in ((200, None), (400, "M_BAD_JSON")), body
-    assert await count(client, "rooms") == rooms + (resp.status == 200)
-
-
-@pytest.mark.parametrize("extra", [
-    pytest.param({"inhibit_login": "yes"}),
-    pytest.param({"device_id": 7}),
-    pytest.param({"initial_device_display_name": []}),
-])
-async def test_register_is_all_or_nothing(client: TestClient, extra: dict[str, Any]) -> None:
-    body = {"username": "half", **REG, **extra}
-    resp = await client.post(f"{V3}/register", json=body)
-    await expect(resp, 400, "M_BAD_JSON")
-    assert await count(client, "users") == 0
-
-
-async def test_deactivate_checks_erase_type(client: TestClient, env: Env) -> None:
-    resp = await client.post(f"{V3}/account/deactivate", headers=env.alice.auth,
-                             json={"erase": "yes", "auth": AUTH_PW})
-    await expect(resp, 400, "M_BAD_JSON")
-
-
-# --- random bodies: never a 500, never a half-written row -----------------------------------------
-# hypothesis is not a dependency, so this is a seeded generator: valid bodies with one random
-# change somewhere (a value replaced by random JSON, a key dropped or added), and wholly random
-# bodies. Lone surrogates are left out: test_event_content_outside_canonical_json has them.
-
-TEXT = "aZ09 _-:.@!#$*é中🎉\n\"\\/"
-NAMES = ["name", "topic", "invite", "initial_state", "preset", "visibility", "room_version",
-         "creation_content", "power_level_content_override", "is_direct", "room_alias_name",
-         "type", "state_key", "content", "users", "events", "ban", "membership", "username",
-         "password", "auth", "identifier", "user", "device_id", "inhibit_login", "room",
-         "timeline", "state", "limit", "types", "not_types", "senders", "rooms", "msgtype",
-         "body", "m.relates_to", "event_id", "rel_type", "join_rule", "alias", "alt_aliases"]
-FUZZ_ROUNDS = 60
-
-
-def random_json(rng: random.Random, depth: int = 0) -> Any:
-    kind = rng.choice(["null", "bool", "int", "big", "float", "str", "str", "list", "dict"]
-                      if depth < 3 else ["null", "bool", "int", "str"])
-    if kind == "null":
-        return None
-    if kind == "bool":
-        return rng.random() < 0.5
-    if kind == "int":
-        return rng.choice([0, 1, -1, 50, 100, rng.randint(-1000, 1000)])
-    if kind == "big":
-        return rng.choice([2**53 - 1, -(2**53) + 1, 2**53, 2**63, -(2**64)])
-    if kind == "float":
-        return rng.choice([0.5, -1.25, 1e300])
-    if kind == "str":
-        return "".join(rng.choice(TEXT) for _ in range(rng.randint(0, 12)))
-    if kind == "list":
-        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(NAMES): random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
-
-
-def mutate(rng: random.Random, value: Any, depth: int = 0) -> Any:
-    """``value`` with one random change somewhere inside it."""
-    if isinstance(value, dict) and value and depth < 4 and rng.random() < 0.8:
-        out, key, roll = dict(value), rng.choice(sorted(value)), rng.random()
-        if roll < 0.6:
-            out[key] = mutate(rng, value[key], depth + 1)
-        elif roll < 0.8:
-            del out[key]
-        else:
-            out[rng.choice(NAMES)] = random_json(rng)
-        return out
-    if isinstance(value, list) and value and depth < 4 and rng.random() < 0.7:
-        out_list, i = list(value), rng.randrange(len(value))
-        out_list[i] = mutate(rng, value[i], depth + 1)
-        return out_list
-    return random_json(rng)
-
-
-STATE_BASES: dict[str, dict[str, Any]] = {
-    "m.room.name": {"name": "n"}, "m.room.topic": {"topic": "t"},
-    "m.room.join_rules": {"join_rule": "public"},
-    "m.room.history_visibility": {"history_visibility": "shared"},
-    "m.room.power_levels": {"users": {}, "users_default": 0, "events": {"m.room.name": 50},
-                            "events_default": 0, "state_default": 50, "ban": 50, "kick": 50,
-                            "redact": 50, "invite": 0, "notifications": {"room": 50}},
-    "m.room.canonical_alias": {"alt_aliases": []}, "org.example.state": {"a": [1, {"b": 2}]},
-}
-
-
-def fuzz_target(name: str, env: Env, i: int) -> tuple[str, str, str, str, Any, tuple[str, ...]]:
-    """(spec file, method, spec path, url, valid body, tables the request may write)."""
-    room = env.path("/rooms/{room}")
-    if name == "createRoom":
-        return ("create_room", "POST", "/createRoom", f"{V3}/createRoom", {
-            "name": "n", "topic": "t", "preset": "public_chat", "visibility": "private",
-            "invite": ["@bob:test.local"], "is_direct": False, "room_version": "12",
-            "room_alias_name": f"fz{i}", "creation_content": {"m.federate": True},
-            "initial_state": [{"type": "m.room.guest_access", "state_key": "",
-                               "content": {"guest_access": "can_join"}}],
-            "power_level_content_override": {"events_default": 0, "events": {"m.x": 10}},
-        }, ("rooms", "events", "room_aliases", "room_memberships"))
-    if name == "send":
-        return ("room_send", "PUT", "/rooms/{roomId}/send/{eventType}/{txnId}",
-                f"{room}/send/m.room.message/fz{i}", {
-                    "msgtype": "m.text", "body": "hi", "format": "org.matrix.custom.html",
-                    "m.relates_to": {"rel_type": "m.annotation", "event_id": env.event_id,
-                                     "key": "x"}}, ("events",))
-    if name == "state":
-        event_type = sorted(STATE_BASES)[i % len(STATE_BASES)]
-        return ("room_state", "PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}",
-                f"{room}/state/{event_type}", STATE_BASES[event_type], ("events",))
-    if name == "filter":
-        return ("filter", "POST", "/user/{userId}/filter", env.path("/user/{me}/filter"), {
-            "room": {"timeline": {"limit": 5, "types": ["m.room.*"], "not_senders": []},
-                     "state": {"lazy_load_members": True}, "rooms": [env.room_id],
-                     "include_leave": False},
-            "account_data": {"types": ["m.*"]}, "presence": {"not_types": ["*"]},
-            "event_fields": ["content.body"], "event_format": "client",
-        }, ("filters",))
-    if name == "login":
-        return ("login", "POST", "/login", f"{V3}/login", {
-            "type": "m.login.password", "password": "secret-pw", "device_id": "FUZZ",
-            "identifier": {"type": "m.id.user", "user": "alice"},
-            "initial_device_display_name": "fuzz"}, ("devices", "access_tokens"))
-    return ("registration", "POST", "/register", f"{V3}/register", {
-        "username": f"fz{i}", "password": "pw", "auth": {"type": "m.login.dummy"},
-        "inhibit_login": False, "device_id": "FUZZ", "initial_device_display_name": "fuzz",
-    }, ("users", "devices", "access_tokens"))
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param("createRoom"),
-    "send",
-    "state",
-    "filter",
-    "login",
-    pytest.param("register"),
-])
-async def test_random_bodies(client: TestClient, env: Env, spec: MatrixSpec, name: str) -> None:
-    rng = random.Random(f"edgehs-{name}")
-    problems: list[str] = []
-    statuses: list[int] = []
-    for i in range(FUZZ_ROUNDS):
-        api_file, method, spec_path, url, valid, tables = fuzz_target(name, env, i)
-        body = random_json(rng) if i % 5 == 4 else mutate(rng, valid)
-        before = [await count(client, t) for t in tables]
-        resp = await client.request(method, url, json=body, headers=env.alice.auth)
-        answer = await resp.json()
-        statuses.append(resp.status)
-        after = [await count(client, t) for t in tables]
-        where = f"{method} {url} {json.dumps(body)[:300]} -> {resp.status} {answer}"
-        if resp.status >= 500 or not 200 <= resp.status < 500:
-            problems.append(f"server error: {where}")
-        elif resp.status >= 400 and not str(answer.get("errcode", "")).startswith("M_"):
-            problems.append(f"no errcode: {where}")
-        elif resp.status >= 400 and after != before:
-            problems.append(f"half-written {dict(zip(tables, after, strict=True))}: {where}")
-        else:
-            try:
-                spec.check_response(api_file, method, spec_path, resp.status, answer)
-            except AssertionError as exc:
-                problems.append(f"off-spec: {where}: {exc}")
-    assert not problems, "\n".join(problems)
-    # not vacuous: both accepted and refused bodies were tried
-    assert statuses.count(200) >= 5 and sum(400 <= s < 500 for s in statuses) >= 5, statuses

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import User, make_config
 from spec_schema import MatrixSpec
+from support import User, make_config
 
 from edgehs.api.keys import CONFIG_KEY, HS_KEY
 from edgehs.app import init_app
