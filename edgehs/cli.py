@@ -1,8 +1,11 @@
-"""The ``edgehs`` command: generate-config, run, register-user."""
+"""The ``edgehs`` command: generate-config, run, register-user, appservice new."""
 
 import argparse
 import asyncio
 import logging
+import os
+import re
+import stat
 import sys
 from pathlib import Path
 
@@ -44,12 +47,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from edgehs.app import init_app
+    from edgehs.service.appservice.registration import load_registrations
 
     config = load_config(Path(args.config))
+    # A bad registration file stops us here, before binding (ConfigError: exit code 2).
+    appservices = load_registrations(config.app_service_config_files, config.server_name)
     logging.basicConfig(level=config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("edgehs %s starting: server_name=%s listen=%s:%d database=%s", __version__,
              config.server_name, config.listen_host, config.listen_port, config.database_path)
+    log.info("%d application service registration file(s) loaded", len(appservices))
     app = init_app(config)
 
     def announce(_banner: str) -> None:
@@ -91,6 +98,52 @@ def cmd_register_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_appservice_new(args: argparse.Namespace) -> int:
+    """Write a registration file; with -c, list it in the config (by editing its text)."""
+    from edgehs.service.appservice import registration as reg
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", args.id):
+        print(f"ID must be letters, digits, '.', '_' or '-', not {args.id!r}", file=sys.stderr)
+        return 2
+    config_path = Path(args.config) if args.config else None
+    config = load_config(config_path) if config_path else None
+    out = Path(args.out) if args.out else (
+        config.data_dir / "appservices" if config else Path.cwd()) / f"{args.id}.yaml"
+    raw = reg.new_registration(
+        args.id, args.url, args.users, args.aliases, args.rooms,
+        args.sender_localpart or args.id.lower(), args.exclusive, args.receive_ephemeral,
+    )
+    service = reg.parse_registration(raw, str(out), config.server_name if config else "localhost")
+    if out.exists():
+        print(f"{out} already exists; not overwriting it", file=sys.stderr)
+        return 1
+    new_config = entry = None
+    if config and config_path:
+        reg.check_unique([*reg.load_registrations(config.app_service_config_files,
+                                                  config.server_name), service])
+        absolute = out.resolve()
+        data_dir = config.data_dir.resolve()
+        entry = str(absolute.relative_to(data_dir) if absolute.is_relative_to(data_dir)
+                    else absolute)
+        new_config = reg.add_config_file_entry(config_path.read_text(), entry, str(config_path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fd:
+        os.fchmod(fd.fileno(), 0o600)
+        fd.write(reg.render_registration(raw))
+    print(f"Wrote {out} (mode 0600: as_token and hs_token are secrets; give the application "
+          f"service the same values)")
+    if new_config is not None and config_path is not None:
+        tmp = config_path.with_name(config_path.name + ".tmp")
+        tmp.write_text(new_config)
+        tmp.chmod(stat.S_IMODE(config_path.stat().st_mode))
+        os.replace(tmp, config_path)
+        print(f"Added {entry} to app_service_config_files in {config_path}")
+    else:
+        print("List it under app_service_config_files in edgehs.yaml (or run this with -c).")
+    print("Restart edgehs to load it.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgehs", description="A small Matrix homeserver")
     parser.add_argument("--version", action="version", version=f"edgehs {__version__}")
@@ -113,6 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--password", required=True)
     reg.add_argument("--admin", action="store_true")
     reg.set_defaults(func=cmd_register_user)
+
+    appservice = sub.add_parser("appservice", help="application service registrations")
+    as_sub = appservice.add_subparsers(dest="appservice_command", required=True)
+    new = as_sub.add_parser("new", help="write a registration file (Synapse format)")
+    new.add_argument("id", metavar="ID", help="the application service's id, e.g. telegram")
+    new.add_argument("--url", required=True, help="where edgehs pushes transactions")
+    new.add_argument("--users", nargs="+", required=True, metavar="REGEX",
+                     help="user id namespace(s), e.g. '@telegram_.+:example.org'")
+    new.add_argument("--aliases", nargs="+", default=[], metavar="REGEX")
+    new.add_argument("--rooms", nargs="+", default=[], metavar="REGEX")
+    new.add_argument("--sender-localpart", help="the AS's own user (default: ID in lower case)")
+    new.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=True,
+                     help="claim the namespaces exclusively (default: yes)")
+    new.add_argument("--receive-ephemeral", action="store_true",
+                     help="also push typing, receipts and presence")
+    new.add_argument("-c", "--config", help="edgehs.yaml to list the new file in")
+    new.add_argument("--out", help="the file to write (default: DATA_DIR/appservices/ID.yaml "
+                                   "with -c, else ./ID.yaml)")
+    new.set_defaults(func=cmd_appservice_new)
     return parser
 
 

@@ -52,7 +52,12 @@ OPTIONS: dict[str, tuple[Any, str]] = {
         "Token buckets per user (per IP for login and registration).",
     ),
     "log_level": ("INFO", "DEBUG, INFO, WARNING or ERROR."),
-    "app_service_config_files": ([], "Application service registration files (Synapse format)."),
+    "app_service_config_files": (
+        [],
+        "Application service registration files (Synapse format), read at start-up. Relative "
+        "paths are resolved against data_dir, not the working directory as in Synapse; "
+        "absolute paths mean the same in both. `edgehs appservice new ID -c` adds one.",
+    ),
 }
 
 

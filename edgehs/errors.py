@@ -45,6 +45,12 @@ class Codes(StrEnum):
     BAD_ALIAS = "M_BAD_ALIAS"
     PROFILE_TOO_LARGE = "M_PROFILE_TOO_LARGE"
     KEY_TOO_LARGE = "M_KEY_TOO_LARGE"
+    # Application services (ping, device masquerading).
+    UNKNOWN_DEVICE = "M_UNKNOWN_DEVICE"
+    URL_NOT_SET = "M_URL_NOT_SET"
+    BAD_STATUS = "M_BAD_STATUS"
+    CONNECTION_FAILED = "M_CONNECTION_FAILED"
+    CONNECTION_TIMEOUT = "M_CONNECTION_TIMEOUT"
 
 
 class MatrixError(Exception):

@@ -8,12 +8,16 @@ from signedjson.types import SigningKey
 
 from edgehs.config import Config
 from edgehs.protocol.signing import decode_signing_key, encode_signing_key, generate_signing_key
+from edgehs.service.appservice.pusher import AppServicePusher
+from edgehs.service.appservice.queries import AppServiceQueries
+from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
 from edgehs.service.media import MediaService
 from edgehs.service.messages import MessagesService
 from edgehs.service.notifier import Notifier
+from edgehs.service.outbox import OutboxSender
 from edgehs.service.profile import ProfileService
 from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
@@ -23,9 +27,11 @@ from edgehs.service.typing import TypingService
 from edgehs.service.users import UserService
 from edgehs.service.visibility import Visibility
 from edgehs.store.account_data import AccountDataStore, FilterStore, ProfileFieldStore, ReceiptStore
+from edgehs.store.appservices import AppServiceStore
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
 from edgehs.store.media import MediaFiles, MediaStore
+from edgehs.store.outbox import OutboxStore
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
@@ -108,7 +114,34 @@ class HomeServer:
         # The media repository (helper: media).
         self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))
         self.media = MediaService(config.server_name, config.max_upload_size, self.media_store)
+        # Application service registrations: the files (all valid, or ConfigError) plus those
+        # added at run time by the legacy register endpoint (helper: AS registration).
+        self.appservice_store = AppServiceStore(self.db)
+        self.as_registrations = AppServiceRegistrations(
+            config.server_name, self.appservice_store, self.user_store,
+        )
+        self.appservices = await self.as_registrations.load(config.app_service_config_files)
+        # Requests to application services: ping, user/alias queries, third-party lookups
+        # (helper: AS acting/queries).
+        self.as_queries = AppServiceQueries(self.appservices)
+        self.rooms.as_queries = self.as_queries
+        self.directory.as_queries = self.as_queries
+        # The durable outbox and the appservice pusher: the write path queues a row per
+        # interested service in each event's transaction; typing and receipts follow as EDUs.
+        self.outbox = OutboxSender(OutboxStore(self.db))
+        self.as_pusher = AppServicePusher(
+            self.appservices, self.db, self.event_store, self.member_store, self.room_store,
+            self.formatter, self.outbox,
+        )
+        self.outbox.register("as", self.as_pusher)
+        self.events.fanouts.append(self.as_pusher.destinations_for_event)
+        self.events.outbox_wake = self.outbox.wake
+        self.notifier.add_edu_listener(self.as_pusher.on_edu)
+        await self.outbox.start()
 
     async def stop(self) -> None:
+        await self.outbox.stop()
+        await self.as_pusher.close()
         self.typing.close()
+        await self.as_queries.close()
         await self.db.close()

@@ -1,6 +1,11 @@
 """Who is asking: access tokens from the Authorization header or ?access_token=.
 
 https://spec.matrix.org/v1.19/client-server-api/#using-access-tokens
+https://spec.matrix.org/v1.19/application-service-api/#identity-assertion
+
+An application service's ``as_token`` authenticates the service as its sender user
+(``@sender_localpart:server``); ``?user_id=`` asserts a registered user of its user namespaces
+instead, and ``?device_id=`` (v1.17) one of that user's devices.
 """
 
 from dataclasses import dataclass
@@ -9,6 +14,11 @@ from aiohttp import web
 
 from edgehs.api.keys import hs
 from edgehs.errors import Codes, MatrixError
+from edgehs.service.appservice.registry import AppService
+
+# Query parameters of identity assertion; MSC3202's prefixed name is what mautrix sends.
+DEVICE_ID_PARAMS = ("device_id", "org.matrix.msc3202.device_id")
+AS_DEVICE_PREFIX = "AS:"
 
 
 @dataclass(frozen=True)
@@ -17,10 +27,21 @@ class Requester:
     device_id: str | None
     token: str
     room_id: str | None = None  # set for device tokens limited to one room
+    appservice_id: str | None = None  # set when the token is an application service's
 
     def check_room(self, room_id: str) -> None:
         if self.room_id is not None and self.room_id != room_id:
             raise MatrixError(403, Codes.FORBIDDEN, "This token may only be used in one room")
+
+    @property
+    def txn_device(self) -> str | None:
+        """The device a client transaction id is scoped to, as stored with the event: the
+        device, or ``AS:{appservice id}`` for a service acting without one. The events
+        table's unique (sender, device_id, txn_id) index never matches a NULL device, so
+        without this a retried AS request would send its event twice."""
+        if self.device_id is None and self.appservice_id is not None:
+            return AS_DEVICE_PREFIX + self.appservice_id
+        return self.device_id
 
 
 def get_token(request: web.Request) -> str | None:
@@ -33,10 +54,50 @@ def get_token(request: web.Request) -> str | None:
     return request.query.get("access_token")
 
 
+def appservice_of(request: web.Request) -> AppService | None:
+    """The application service whose ``as_token`` the request carries, if it does."""
+    token = get_token(request)
+    return hs(request).appservices.by_token(token) if token else None
+
+
 async def requester(request: web.Request) -> Requester:
     """The authenticated requester or 401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN."""
     token = get_token(request)
     if not token:
         raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
-    info = await hs(request).users.validate_token(token)
+    server = hs(request)
+    service = server.appservices.by_token(token)
+    if service is not None:
+        return await _asserted(request, service, token)
+    info = await server.users.validate_token(token)
     return Requester(info.user_id, info.device_id, token, info.room_id)
+
+
+async def _asserted(request: web.Request, service: AppService, token: str) -> Requester:
+    """The identity an application service asserts with ``?user_id=`` / ``?device_id=``.
+
+    https://spec.matrix.org/v1.19/application-service-api/#identity-assertion"""
+    server = hs(request)
+    user_id = request.query.get("user_id") or service.sender
+    if user_id != service.sender:
+        if not service.owns_user(user_id):
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              f"Application service cannot masquerade as {user_id}")
+        if await server.user_store.get_user(user_id) is None:
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              f"Application service has not registered {user_id}")
+    device_id = next((request.query[p] for p in DEVICE_ID_PARAMS if request.query.get(p)), None)
+    if device_id is not None and await server.user_store.get_device(user_id, device_id) is None:
+        raise MatrixError(400, Codes.UNKNOWN_DEVICE, f"{user_id} has no device {device_id}")
+    return Requester(user_id, device_id, token, appservice_id=service.id)
+
+
+def rate_limit(request: web.Request, who: Requester) -> None:
+    """``rc_message`` for ``who``; skipped for services registered with
+    ``rate_limited: false``."""
+    server = hs(request)
+    if who.appservice_id is not None:
+        service = server.appservices.by_id(who.appservice_id)
+        if service is not None and not service.rate_limited:
+            return
+    server.rc_message.check(who.user_id)

@@ -11,6 +11,8 @@ from aiohttp import web
 from edgehs.api.client import (
     account,
     account_data,
+    appservice,
+    appservice_register,
     directory,
     login,
     media,
@@ -21,6 +23,7 @@ from edgehs.api.client import (
     rooms,
     send,
     sync,
+    thirdparty,
     typing,
     versions,
 )
@@ -113,10 +116,19 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/user/{userId}/rooms/{roomId}/tags", account_data.get_tags),
     ("PUT", "/user/{userId}/rooms/{roomId}/tags/{tag}", account_data.put_tag),
     ("DELETE", "/user/{userId}/rooms/{roomId}/tags/{tag}", account_data.delete_tag),
+    # Third-party networks, answered by application services (helper: AS acting/queries)
+    ("GET", "/thirdparty/protocols", thirdparty.get_protocols),
+    ("GET", "/thirdparty/protocol/{protocol}", thirdparty.get_protocol),
+    ("GET", "/thirdparty/location/{protocol}", thirdparty.get_location_by_protocol),
+    ("GET", "/thirdparty/user/{protocol}", thirdparty.get_user_by_protocol),
+    ("GET", "/thirdparty/location", thirdparty.get_location_by_alias),
+    ("GET", "/thirdparty/user", thirdparty.get_user_by_id),
 )
 
 # Endpoints that exist only under /_matrix/client/v1.
 CLIENT_V1_ROUTES: Sequence[Route] = (
+    # Application service ping (helper: AS acting/queries)
+    ("POST", "/appservice/{appserviceId}/ping", appservice.ping),
     # Relations (helper: history)
     ("GET", "/rooms/{roomId}/relations/{eventId}", relations.relations),
     ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}", relations.relations),
@@ -147,6 +159,8 @@ MEDIA_ROUTES: Sequence[Route] = (
 OTHER_ROUTES: Sequence[Route] = (
     ("GET", "/_matrix/client/versions", versions.versions),
     ("GET", "/.well-known/matrix/client", versions.well_known),
+    # The 2015 run-time AS registration, admins only (helper: AS registration)
+    ("POST", "/_matrix/appservice/v1/register", appservice_register.register),
 )
 
 

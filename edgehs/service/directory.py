@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.power_levels import creators, event_power_level, user_power_level
+from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.events import EventService
 from edgehs.service.rooms import validate_alias
 from edgehs.service.visibility import Visibility
@@ -65,6 +66,8 @@ class DirectoryService:
         self.rooms = rooms
         self.members = members
         self.visibility = visibility
+        # Asks application services about unknown aliases (set by homeserver.py).
+        self.as_queries: AppServiceQueries | None = None
 
     async def _current_state(self, room_id: str, types: tuple[str, ...]) -> dict[str, JsonDict]:
         """The room's current ``(type, "")`` state events (PDUs), by type."""
@@ -106,6 +109,9 @@ class DirectoryService:
     async def resolve_alias(self, alias: str) -> JsonDict:
         server = check_alias_syntax(alias)
         found = await self.rooms.get_alias(alias) if server == self.server_name else None
+        if (found is None and server == self.server_name and self.as_queries is not None
+                and await self.as_queries.query_alias(alias)):
+            found = await self.rooms.get_alias(alias)  # the service has just created it
         if found is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
         room_id = found[0]

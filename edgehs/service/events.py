@@ -15,7 +15,7 @@ Every local event goes through :meth:`EventService.send`:
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from edgehs.store.events import (
     insert_event,
     set_forward_extremities,
 )
+from edgehs.store.outbox import enqueue_event
 from edgehs.store.rooms import MemberStore, RoomStore, insert_room
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
@@ -45,6 +46,9 @@ MAX_EVENT_SIZE = 65536
 MAX_PREV_EVENTS = 10
 MAX_DEPTH = 2**63 - 1
 CREATE_KEY = ("m.room.create", "")
+
+# (pdu, room_id) -> outbox destinations that must receive the event.
+Fanout = Callable[[JsonDict, str], Awaitable[list[str]]]
 
 
 @dataclass
@@ -85,6 +89,10 @@ class EventService:
         self.notifier = notifier
         self._locks: dict[str, asyncio.Lock] = {}
         self._heads: dict[str, RoomHead] = {}
+        # Who else must receive each new event (appservices now, federation later): each
+        # returns outbox destinations, queued in the event's own transaction.
+        self.fanouts: list[Fanout] = []
+        self.outbox_wake: Callable[[Iterable[str]], None] | None = None
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         return self._locks.setdefault(room_id, asyncio.Lock())
@@ -234,12 +242,19 @@ class EventService:
         extra: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
     ) -> list[StoredEvent]:
         """5. Store events (each with the state before and after it), their state groups,
-        current state and memberships, plus ``extra`` rows, in ONE transaction."""
+        current state and memberships, their outbox rows, plus ``extra`` rows, in ONE
+        transaction."""
+        deliveries = [
+            [d for fanout in self.fanouts for d in await fanout(pdu, room_id)]
+            for pdu, _, _ in pending
+        ]
 
         async def run(conn: aiosqlite.Connection) -> tuple[list[int], int]:
             positions = []
             group = head.state_group if head else None
-            for pdu, before_state, after_state in pending:
+            for (pdu, before_state, after_state), destinations in zip(
+                pending, deliveries, strict=True
+            ):
                 pos = self.streams.next()
                 if group is None:
                     await insert_room(conn, room_id, _room_version_of(pdu), pdu["sender"],
@@ -256,6 +271,8 @@ class EventService:
                     await self.state.set_current_state(
                         conn, room_id, before_state, after_state, _memberships(pdu), pos
                     )
+                if destinations:
+                    await enqueue_event(conn, destinations, pdu["event_id"])
                 positions.append(pos)
             if extra is not None:
                 await extra(conn)
@@ -267,6 +284,9 @@ class EventService:
         except Exception:
             self._heads.pop(room_id, None)
             raise
+        woken = {d for ds in deliveries for d in ds}
+        if woken and self.outbox_wake is not None:
+            self.outbox_wake(woken)
         last = pending[-1][0]
         self._heads[room_id] = RoomHead([last["event_id"]], int(last["depth"]), group,
                                         pending[-1][2])

@@ -7,6 +7,8 @@ the federation sender and the appservice pusher wait on it.
 import asyncio
 from collections.abc import Callable
 
+from edgehs.types import JsonDict
+
 
 class Notifier:
     def __init__(self, position: int = 0) -> None:
@@ -14,6 +16,7 @@ class Notifier:
         self.typing_serial = 0  # bumped on every typing change (typing lives in memory)
         self._waiters: set[asyncio.Future[None]] = set()
         self._listeners: list[Callable[[int], None]] = []
+        self._edu_listeners: list[Callable[[str, JsonDict], None]] = []
         self.closing = False
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
@@ -31,6 +34,14 @@ class Notifier:
         self._waiters.clear()
         for callback in self._listeners:
             callback(self.position)
+
+    def add_edu_listener(self, callback: Callable[[str, JsonDict], None]) -> None:
+        """``callback(room_id, edu)`` runs for every typing change and public receipt."""
+        self._edu_listeners.append(callback)
+
+    def publish_edu(self, room_id: str, edu: JsonDict) -> None:
+        for callback in self._edu_listeners:
+            callback(room_id, edu)
 
     def shutdown(self) -> None:
         """Release every waiter now and refuse new waits: the server is stopping."""

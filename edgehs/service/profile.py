@@ -80,6 +80,10 @@ class ProfileService:
     async def get_profile(self, user_id: str) -> JsonDict:
         """Every field of a local user's profile; 404 for unknown users."""
         base = await self.users.get_profile(user_id) if self._is_local(user_id) else None
+        if base is None and self._is_local(user_id):
+            # An application service may register a user of its namespace when asked.
+            await self.rooms.ask_appservices_user(user_id)
+            base = await self.users.get_profile(user_id)
         if base is None:
             # Remote profiles would need a federation query, which is not wired yet.
             raise MatrixError(404, Codes.NOT_FOUND, f"Profile of {user_id} not found")

@@ -19,6 +19,7 @@ from edgehs.service.events import EventService
 from edgehs.service.visibility import Visibility
 from edgehs.store.account_data import AccountDataStore, ReceiptStore, put_account_data, put_receipt
 from edgehs.store.events import EventStore, StoredEvent
+from edgehs.types import JsonDict
 
 RECEIPT_TYPES = ("m.read", "m.read.private")
 FULLY_READ = "m.fully_read"
@@ -80,6 +81,7 @@ class ReceiptService:
         async def write(conn: aiosqlite.Connection, pos: int) -> None:
             await put_receipt(conn, pos, room_id, receipt_type, user_id, thread, event_id, ts)
         await self.events.run_write(write)
+        self._publish(room_id, {receipt_type: event_id}, user_id, ts, thread)
 
     async def set_read_markers(self, room_id: str, user_id: str, *, fully_read: str | None = None,
                                read: str | None = None, read_private: str | None = None) -> None:
@@ -110,6 +112,21 @@ class ReceiptService:
                 else:
                     await put_receipt(conn, pos, room_id, kind, user_id, "", event_id, ts)
         await self.events.run_write(write)
+        self._publish(room_id, changes, user_id, ts, "")
+
+    def _publish(self, room_id: str, receipts: dict[str, str], user_id: str, ts: int,
+                 thread: str) -> None:
+        """Public receipts as an m.receipt EDU (for appservices with receive_ephemeral)."""
+        content: JsonDict = {}
+        for kind, event_id in receipts.items():
+            if kind != "m.read":
+                continue  # private receipts and the fully read marker stay with their owner
+            entry: JsonDict = {"ts": ts, **({"thread_id": thread} if thread else {})}
+            content.setdefault(event_id, {}).setdefault(kind, {})[user_id] = entry
+        if content:
+            self.events.notifier.publish_edu(
+                room_id, {"type": "m.receipt", "room_id": room_id, "content": content}
+            )
 
     async def _check_room(self, room_id: str, user_id: str) -> None:
         await self.events.room_version(room_id)  # 404 M_NOT_FOUND for unknown rooms

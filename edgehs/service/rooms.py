@@ -12,6 +12,7 @@ import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.room_versions import get_room_version
+from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.events import EventService
 from edgehs.store.rooms import MemberStore, RoomStore, insert_alias, set_room_visibility
 from edgehs.store.users import UserStore
@@ -46,6 +47,8 @@ class RoomService:
         self.members = members
         self.users = users
         self.default_room_version = default_room_version
+        # Asks application services about unknown aliases and users (set by homeserver.py).
+        self.as_queries: AppServiceQueries | None = None
 
     async def create_room(self, creator: str, body: JsonDict) -> tuple[str, str | None]:
         """Create a room as described by a /createRoom body: (room_id, alias or None).
@@ -99,6 +102,7 @@ class RoomService:
             events.append(("m.room.topic", "", {"topic": body["topic"]}))
         for user_id in invites:
             extra: JsonDict = {"is_direct": True} if body.get("is_direct") else {}
+            await self.ask_appservices_user(user_id)
             profile = await self.users.get_profile(user_id)
             if profile is not None and profile[0]:
                 extra["displayname"] = profile[0]
@@ -149,6 +153,8 @@ class RoomService:
         """A room id from an id or a local alias (M_NOT_FOUND otherwise)."""
         if room_id_or_alias.startswith("#"):
             found = await self.rooms.get_alias(room_id_or_alias)
+            if found is None and await self._ask_appservices_alias(room_id_or_alias):
+                found = await self.rooms.get_alias(room_id_or_alias)
             if found is None:
                 raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {room_id_or_alias} not found")
             return found[0]
@@ -157,6 +163,20 @@ class RoomService:
         if await self.rooms.get_room_version_id(room_id_or_alias) is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {room_id_or_alias}")
         return room_id_or_alias
+
+    async def _ask_appservices_alias(self, alias: str) -> bool:
+        """An unknown local alias in an application service's namespace: True if a service
+        says it has just created it. https://spec.matrix.org/v1.19/application-service-api/#querying"""
+        return (self.as_queries is not None and alias.endswith(":" + self.server_name)
+                and await self.as_queries.query_alias(alias))
+
+    async def ask_appservices_user(self, user_id: str) -> None:
+        """An unknown local user in an application service's namespace: give the service the
+        chance to register it (GET /_matrix/app/v1/users/{userId})."""
+        if (self.as_queries is not None and user_id.endswith(":" + self.server_name)
+                and self.as_queries.registry.user_owners(user_id)
+                and await self.users.get_user(user_id) is None):
+            await self.as_queries.query_user(user_id)
 
     async def join(self, room_id: str, user_id: str, reason: str | None = None) -> str:
         extra = {"reason": reason} if reason else {}
@@ -178,6 +198,7 @@ class RoomService:
             current = await self.members.get_membership(room_id, target)
             if current is not None and current[0] in ("join", "ban"):
                 raise MatrixError(403, Codes.FORBIDDEN, f"{target} is already {current[0]} here")
+            await self.ask_appservices_user(target)
             profile = await self.users.get_profile(target)
             if profile is not None and profile[0]:
                 content["displayname"] = profile[0]

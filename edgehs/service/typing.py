@@ -64,6 +64,10 @@ class TypingService:
     def _bump(self, room_id: str) -> None:
         self.notifier.notify(typing=True)
         self._changed[room_id] = self.notifier.typing_serial
+        self.notifier.publish_edu(room_id, {
+            "type": "m.typing", "room_id": room_id,
+            "content": {"user_ids": sorted(self._typing.get(room_id, {}))},
+        })
 
     def _expire(self, room_id: str) -> None:
         users = self._typing.get(room_id, {})

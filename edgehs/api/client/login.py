@@ -2,21 +2,29 @@
 
 https://spec.matrix.org/v1.19/client-server-api/#login
 https://spec.matrix.org/v1.19/client-server-api/#account-registration
+https://spec.matrix.org/v1.19/application-service-api/#server-admin-style-permissions
+
+Application services register and log in their users with ``m.login.application_service`` and
+their ``as_token``; nobody else may register a user id in a service's exclusive namespace.
 """
 
 from aiohttp import web
 
-from edgehs.api.auth import requester
+from edgehs.api.auth import get_token, requester
 from edgehs.api.client.uia import uia_challenge
 from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body
 from edgehs.errors import Codes, MatrixError
+from edgehs.homeserver import HomeServer
+from edgehs.service.appservice.registry import AppService
 from edgehs.types import JsonDict
+
+AS_LOGIN_TYPE = "m.login.application_service"
 
 
 async def get_login_flows(request: web.Request) -> web.Response:
     """GET /login — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3login"""
-    return web.json_response({"flows": [{"type": "m.login.password"}]})
+    return web.json_response({"flows": [{"type": "m.login.password"}, {"type": AS_LOGIN_TYPE}]})
 
 
 def _login_user(body: JsonDict, server_name: str) -> str:
@@ -38,18 +46,43 @@ def _login_user(body: JsonDict, server_name: str) -> str:
     return user if user.startswith("@") else f"@{user}:{server_name}"
 
 
+def _appservice(request: web.Request) -> AppService:
+    """The service whose as_token authenticates an ``m.login.application_service`` request."""
+    token = get_token(request)
+    if not token:
+        raise MatrixError(401, Codes.MISSING_TOKEN,
+                          f"{AS_LOGIN_TYPE} needs the application service's access token")
+    service = hs(request).appservices.by_token(token)
+    if service is None:
+        raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Not an application service token",
+                          soft_logout=False)
+    return service
+
+
 async def login(request: web.Request) -> web.Response:
     """POST /login — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3login"""
     server = hs(request)
-    server.rc_login.check(request.remote or "")
     body = await json_body(request)
-    if body.get("type") != "m.login.password":
-        raise MatrixError(400, Codes.UNKNOWN, f"Unsupported login type {body.get('type')!r}")
-    user_id = _login_user(body, server.config.server_name)
-    password = field(body, "password", str, required=True)
-    assert password is not None
-    if not await server.users.check_login(user_id, password):
-        raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
+    login_type = body.get("type")
+    if login_type == AS_LOGIN_TYPE:
+        service = _appservice(request)
+        if service.rate_limited:
+            server.rc_login.check(request.remote or "")
+        user_id = _login_user(body, server.config.server_name)
+        if not service.owns_user(user_id):
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              f"{user_id} is not in the application service's namespace")
+        if await server.user_store.get_user(user_id) is None:
+            raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+    elif login_type == "m.login.password":
+        server.rc_login.check(request.remote or "")
+        user_id = _login_user(body, server.config.server_name)
+        password = field(body, "password", str, required=True)
+        assert password is not None
+        if not await server.users.check_login(user_id, password):
+            raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
+    else:
+        raise MatrixError(400, Codes.UNKNOWN, f"Unsupported login type {login_type!r}")
     token, device_id = await server.users.login(
         user_id, field(body, "device_id", str), field(body, "initial_device_display_name", str)
     )
@@ -64,6 +97,8 @@ async def logout(request: web.Request) -> web.Response:
     """POST /logout — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logout"""
     who = await requester(request)
     server = hs(request)
+    if who.appservice_id is not None and who.device_id is None:
+        return web.json_response({})  # an as_token is not a session: nothing to end
     if who.device_id is None:
         await server.user_store.delete_devices(who.user_id, None)
     else:
@@ -78,6 +113,33 @@ async def logout_all(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+def _check_not_exclusive(server: HomeServer, user_id: str,
+                         allowed: AppService | None = None) -> None:
+    """400 M_EXCLUSIVE when another application service claims ``user_id`` exclusively."""
+    owner = server.appservices.exclusive_user_owner(user_id)
+    if owner is not None and (allowed is None or owner.id != allowed.id):
+        raise MatrixError(400, Codes.EXCLUSIVE,
+                          f"{user_id} is reserved by an application service")
+
+
+async def _register_for_appservice(request: web.Request, server: HomeServer,
+                                   body: JsonDict) -> str:
+    """``m.login.application_service``: a user of the service's namespace, no password, even
+    when open registration is off.
+    https://spec.matrix.org/v1.19/application-service-api/#server-admin-style-permissions"""
+    service = _appservice(request)
+    username = field(body, "username", str, required=True)
+    assert username is not None
+    localpart = server.users.validate_localpart(username)
+    user_id = server.users.user_id(localpart)
+    if not service.owns_user(user_id):
+        raise MatrixError(400, Codes.EXCLUSIVE,
+                          f"{user_id} is not in the application service's user namespaces")
+    _check_not_exclusive(server, user_id, service)
+    owner = service.id if service.exclusive_user(user_id) else None
+    return await server.users.register(localpart, None, appservice_id=owner)
+
+
 async def register(request: web.Request) -> web.Response:
     """POST /register — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register"""
     server = hs(request)
@@ -86,15 +148,30 @@ async def register(request: web.Request) -> web.Response:
     if request.query.get("kind", "user") != "user":
         raise MatrixError(400, Codes.INVALID_PARAM, "kind must be user or guest")
     body = await json_body(request)
-    if not server.config.enable_registration:
+    is_appservice = body.get("type") == AS_LOGIN_TYPE
+    if not is_appservice and not server.config.enable_registration:
         raise MatrixError(403, Codes.FORBIDDEN, "Registration is disabled on this server")
-    username = field(body, "username", str)
-    password = field(body, "password", str)
     inhibit_login = field(body, "inhibit_login", bool, default=False)
     device_id = field(body, "device_id", str)
     device_name = field(body, "initial_device_display_name", str)
+    if is_appservice:
+        user_id = await _register_for_appservice(request, server, body)
+    else:
+        user_id = await _register_user(request, server, body)
+    response: JsonDict = {"user_id": user_id, "home_server": server.config.server_name}
+    if not inhibit_login:
+        token, device_id = await server.users.login(user_id, device_id, device_name)
+        response.update(access_token=token, device_id=device_id)
+    return web.json_response(response)
+
+
+async def _register_user(request: web.Request, server: HomeServer, body: JsonDict) -> str:
+    """Open registration with a dummy UIA stage (the caller checked it is enabled)."""
+    username = field(body, "username", str)
+    password = field(body, "password", str)
     if username is not None:
         username = server.users.validate_localpart(username)
+        _check_not_exclusive(server, server.users.user_id(username))
         if not await server.users.is_available(username):
             raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
     auth = body.get("auth")
@@ -104,12 +181,7 @@ async def register(request: web.Request) -> web.Response:
     server.rc_registration.check(request.remote or "")
     if password is None:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
-    user_id = await server.users.register(username, password)
-    response: JsonDict = {"user_id": user_id, "home_server": server.config.server_name}
-    if not inhibit_login:
-        token, device_id = await server.users.login(user_id, device_id, device_name)
-        response.update(access_token=token, device_id=device_id)
-    return web.json_response(response)
+    return await server.users.register(username, password)
 
 
 async def register_available(request: web.Request) -> web.Response:
@@ -117,6 +189,9 @@ async def register_available(request: web.Request) -> web.Response:
     username = request.query.get("username")
     if not username:
         raise MatrixError(400, Codes.MISSING_PARAM, "Missing username")
-    if not await hs(request).users.is_available(username):
+    server = hs(request)
+    localpart = server.users.validate_localpart(username)
+    _check_not_exclusive(server, server.users.user_id(localpart))
+    if not await server.users.is_available(localpart):
         raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
     return web.json_response({"available": True})

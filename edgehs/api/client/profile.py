@@ -8,7 +8,7 @@ Since v1.16 ``/profile/{userId}/displayname`` and ``/avatar_url`` are two cases 
 
 from aiohttp import web
 
-from edgehs.api.auth import requester
+from edgehs.api.auth import rate_limit, requester
 from edgehs.api.keys import hs
 from edgehs.api.params import json_body
 from edgehs.errors import Codes, MatrixError
@@ -35,7 +35,7 @@ async def put_profile_field(request: web.Request) -> web.Response:
     if key not in body:
         raise MatrixError(400, Codes.MISSING_PARAM, f"The body must contain {key!r}")
     server = hs(request)
-    server.rc_message.check(who.user_id)
+    rate_limit(request, who)
     await server.profile.set_field(who.user_id, request.match_info["userId"], key, body[key])
     return web.json_response({})
 
@@ -44,7 +44,7 @@ async def delete_profile_field(request: web.Request) -> web.Response:
     """DELETE /profile/{userId}/{keyName} — https://spec.matrix.org/v1.19/client-server-api/#delete_matrixclientv3profileuseridkeyname"""
     who = await requester(request)
     server = hs(request)
-    server.rc_message.check(who.user_id)
+    rate_limit(request, who)
     await server.profile.delete_field(who.user_id, request.match_info["userId"],
                                       request.match_info["keyName"])
     return web.json_response({})

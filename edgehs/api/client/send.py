@@ -7,7 +7,7 @@ https://spec.matrix.org/v1.19/client-server-api/#getting-events-for-a-room
 
 from aiohttp import web
 
-from edgehs.api.auth import Requester, requester
+from edgehs.api.auth import Requester, rate_limit, requester
 from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body
 from edgehs.errors import Codes, MatrixError
@@ -27,13 +27,13 @@ def _event_type(request: web.Request) -> str:
 async def _send(request: web.Request, who: Requester, server: HomeServer, room_id: str,
                 event_type: str, content: JsonDict, txn_id: str | None) -> web.Response:
     who.check_room(room_id)
-    server.rc_message.check(who.user_id)
+    rate_limit(request, who)
     if event_type == "m.room.redaction":
         raise MatrixError(400, Codes.INVALID_PARAM, "Use the /redact endpoint to redact events")
     await server.events.room_version(room_id)
     await server.visibility.require_joined(room_id, who.user_id)
     stored = await server.events.send(
-        room_id, who.user_id, event_type, content, txn_id=txn_id, device_id=who.device_id,
+        room_id, who.user_id, event_type, content, txn_id=txn_id, device_id=who.txn_device,
     )
     return web.json_response({"event_id": stored.event_id})
 
@@ -64,7 +64,7 @@ async def put_state(request: web.Request) -> web.Response:
     state_key = request.match_info.get("stateKey", "")
     who.check_room(room_id)
     server = hs(request)
-    server.rc_message.check(who.user_id)
+    rate_limit(request, who)
     await server.events.room_version(room_id)
     if event_type == "m.room.canonical_alias":
         await _check_canonical_alias(server, room_id, body)
@@ -147,7 +147,7 @@ async def redact(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     who.check_room(room_id)
     server = hs(request)
-    server.rc_message.check(who.user_id)
+    rate_limit(request, who)
     await server.events.room_version(room_id)
     await server.visibility.require_joined(room_id, who.user_id)
     target_id = request.match_info["eventId"]
@@ -160,7 +160,7 @@ async def redact(request: web.Request) -> web.Response:
         content["reason"] = reason
     stored = await server.events.send(
         room_id, who.user_id, "m.room.redaction", content, txn_id=request.match_info.get("txnId"),
-        device_id=who.device_id, redacts=target_id,
+        device_id=who.txn_device, redacts=target_id,
     )
     return web.json_response({"event_id": stored.event_id})
 

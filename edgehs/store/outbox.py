@@ -1,0 +1,113 @@
+"""The durable outbox: rows to deliver per destination, and each destination's transaction.
+
+A destination's pending rows are delivered as numbered transactions. The rows of the
+transaction in flight are remembered (``inflight_last_row``), so a retry -- after a failure or a
+restart -- resends the same rows under the same transaction id, as the AS API requires.
+"""
+
+import json
+from dataclasses import dataclass
+
+import aiosqlite
+
+from edgehs.store.db import Database
+from edgehs.types import JsonDict
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    kind: str  # 'event', 'ephemeral', 'to_device'
+    event_id: str | None
+    payload: JsonDict | None
+
+
+async def enqueue_event(conn: aiosqlite.Connection, destinations: list[str], event_id: str) -> None:
+    """Queue an event for each destination, inside the event's own transaction."""
+    await conn.executemany(
+        "INSERT INTO outbox (destination, kind, event_id) VALUES (?, 'event', ?)",
+        [(d, event_id) for d in destinations],
+    )
+
+
+async def enqueue_payload(conn: aiosqlite.Connection, destination: str, kind: str,
+                          payload: JsonDict) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (destination, kind, payload) VALUES (?, ?, ?)",
+        (destination, kind, json.dumps(payload)),
+    )
+
+
+def _row(r: aiosqlite.Row) -> OutboxRow:
+    return OutboxRow(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]))
+
+
+class OutboxStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def pending_destinations(self) -> list[str]:
+        """Destinations with something to deliver (for recovery at start-up)."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT destination FROM outbox "
+            "UNION SELECT destination FROM outbox_destinations WHERE inflight_txn_id IS NOT NULL"
+        )
+        return [r[0] for r in rows]
+
+    async def next_transaction(self, destination: str, limit: int
+                               ) -> tuple[int, list[OutboxRow]] | None:
+        """The transaction to send now: the one in flight if any (same id, same rows), else a
+        new one made of up to ``limit`` pending rows. None when there is nothing to send."""
+        async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
+            await conn.execute(
+                "INSERT OR IGNORE INTO outbox_destinations (destination) VALUES (?)",
+                (destination,),
+            )
+            async with conn.execute(
+                "SELECT next_txn_id, inflight_txn_id, inflight_last_row FROM outbox_destinations "
+                "WHERE destination = ?", (destination,),
+            ) as cur:
+                state = await cur.fetchone()
+            assert state is not None
+            next_txn, inflight, last_row = state
+            if inflight is not None:
+                rows = await conn.execute_fetchall(
+                    "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
+                    "AND id <= ? ORDER BY id", (destination, last_row),
+                )
+                return int(inflight), [_row(r) for r in rows]
+            rows = await conn.execute_fetchall(
+                "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
+                "ORDER BY id LIMIT ?", (destination, limit),
+            )
+            if not rows:
+                return None
+            items = [_row(r) for r in rows]
+            await conn.execute(
+                "UPDATE outbox_destinations SET inflight_txn_id = ?, inflight_last_row = ?, "
+                "next_txn_id = ? WHERE destination = ?",
+                (next_txn, items[-1].id, next_txn + 1, destination),
+            )
+            return int(next_txn), items
+
+        return await self.db.write(run)
+
+    async def acknowledge(self, destination: str, txn_id: int) -> None:
+        """The destination accepted transaction ``txn_id``: drop its rows."""
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "DELETE FROM outbox WHERE destination = ? AND id <= (SELECT inflight_last_row "
+                "FROM outbox_destinations WHERE destination = ? AND inflight_txn_id = ?)",
+                (destination, destination, txn_id),
+            )
+            await conn.execute(
+                "UPDATE outbox_destinations SET inflight_txn_id = NULL, inflight_last_row = NULL "
+                "WHERE destination = ? AND inflight_txn_id = ?",
+                (destination, txn_id),
+            )
+        await self.db.write(run)
+
+    async def count_pending(self, destination: str) -> int:
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM outbox WHERE destination = ?", (destination,)
+        ))

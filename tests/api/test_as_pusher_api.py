@@ -1,0 +1,182 @@
+"""Pushing events to application services through the durable outbox.
+
+https://spec.matrix.org/v1.19/application-service-api/#pushing-events
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from support import User
+
+from edgehs.api.keys import HS_KEY
+from edgehs.service.appservice.registry import AppService, Namespace
+
+V3 = "/_matrix/client/v3"
+
+
+@dataclass
+class FakeAppService:
+    """A receiver in the style of the 2015 examples: records every transaction."""
+
+    status: int = 200
+    legacy_only: bool = False
+    transactions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_put("/_matrix/app/v1/transactions/{txn}", self.handle)
+        app.router.add_put("/transactions/{txn}", self.handle_legacy)
+        return app
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.legacy_only:
+            return web.json_response({"errcode": "M_UNRECOGNIZED"}, status=404)
+        return await self._record(request)
+
+    async def handle_legacy(self, request: web.Request) -> web.Response:
+        return await self._record(request)
+
+    async def _record(self, request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer hs-secret"
+        txn = request.match_info["txn"]
+        self.attempts.append(txn)
+        if self.status != 200:
+            return web.json_response({"errcode": "M_UNKNOWN"}, status=self.status)
+        self.transactions.append((txn, await request.json()))
+        self.arrived.set()
+        return web.json_response({})
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        return [e for _, body in self.transactions for e in body["events"]
+                if event_type is None or e["type"] == event_type]
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        async def loop() -> None:
+            while not predicate():
+                self.arrived.clear()
+                await self.arrived.wait()
+        await asyncio.wait_for(loop(), timeout)
+
+
+@pytest.fixture
+async def fake_as() -> AsyncIterator[tuple[FakeAppService, str]]:
+    fake = FakeAppService()
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+def make_service(url: str, **kw: Any) -> AppService:
+    return AppService(
+        id="bridge", url=url, as_token="as-secret", hs_token="hs-secret",
+        sender_localpart="bridgebot", server_name="test.local",
+        users=(Namespace(re.compile(r"@bridge_.*:test\.local"), exclusive=False),), **kw,
+    )
+
+
+async def setup(client: TestClient, register: Any, create_room: Any, url: str, **kw: Any
+                ) -> tuple[User, User, str]:
+    hs = client.app[HS_KEY]
+    hs.appservices.add(make_service(url, **kw))
+    hs.outbox.first_retry_s = 0.05
+    alice = await register("alice")
+    ghost = await register("bridge_ghost")
+    room = await create_room(alice, invite=[ghost.user_id])
+    resp = await client.post(f"{V3}/rooms/{room}/join", json={}, headers=ghost.auth)
+    assert resp.status == 200
+    return alice, ghost, room
+
+
+async def send(client: TestClient, user: User, room: str, body: str, txn: str) -> str:
+    resp = await client.put(f"{V3}/rooms/{room}/send/m.room.message/{txn}",
+                            json={"msgtype": "m.text", "body": body}, headers=user.auth)
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["event_id"])
+
+
+async def test_events_of_rooms_with_namespaced_members_arrive_in_order(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    fake, url = fake_as
+    alice, _, room = await setup(client, register, create_room, url)
+    sent = [await send(client, alice, room, f"m{i}", f"t{i}") for i in range(20)]
+    await fake.wait_for(lambda: len(fake.events("m.room.message")) == 20)
+    got = [e["event_id"] for e in fake.events("m.room.message")]
+    assert got == sent
+    # The invite of the namespaced user came first, with the client event format.
+    invite = next(e for e in fake.events("m.room.member")
+                  if e["content"]["membership"] == "invite")
+    assert invite["room_id"] == room and invite["state_key"].startswith("@bridge_ghost")
+    txn_ids = [int(t) for t, _ in fake.transactions]
+    assert txn_ids == sorted(set(txn_ids)), "transaction ids increase and never repeat"
+
+
+async def test_rooms_without_namespaced_users_are_not_pushed(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    fake, url = fake_as
+    alice, _, room = await setup(client, register, create_room, url)
+    bob = await register("bob")
+    private = await create_room(bob)
+    await send(client, bob, private, "secret", "s1")
+    marker = await send(client, alice, room, "marker", "m1")
+    await fake.wait_for(lambda: any(e["event_id"] == marker for e in fake.events()))
+    assert private not in {e["room_id"] for e in fake.events()}
+
+
+async def test_a_failing_service_gets_the_same_transaction_again(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    fake, url = fake_as
+    alice, _, room = await setup(client, register, create_room, url)
+    await fake.wait_for(lambda: bool(fake.transactions))
+    fake.status = 503
+    fake.attempts.clear()
+    first = await send(client, alice, room, "while down", "d1")
+    while len(fake.attempts) < 3:
+        await asyncio.sleep(0.02)
+    assert len(set(fake.attempts)) == 1, "retries carry the same txnId"
+    fake.status = 200
+    await fake.wait_for(lambda: any(e["event_id"] == first for e in fake.events()))
+    retried = fake.attempts[0]
+    assert [t for t, _ in fake.transactions if t == retried], "delivered under the same id"
+    hs = client.app[HS_KEY]
+    for _ in range(250):  # the acknowledgement is written right after the 200
+        if await hs.outbox.store.count_pending("as:bridge") == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await hs.outbox.store.count_pending("as:bridge") == 0
+
+
+async def test_legacy_unprefixed_receiver(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    fake, url = fake_as
+    fake.legacy_only = True
+    alice, _, room = await setup(client, register, create_room, url)
+    event_id = await send(client, alice, room, "old style", "o1")
+    await fake.wait_for(lambda: any(e["event_id"] == event_id for e in fake.events()))
+
+
+async def test_ephemeral_only_with_receive_ephemeral(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    fake, url = fake_as
+    alice, _, room = await setup(client, register, create_room, url, receive_ephemeral=True)
+    resp = await client.put(f"{V3}/rooms/{room}/typing/{alice.user_id}",
+                            json={"typing": True, "timeout": 10000}, headers=alice.auth)
+    assert resp.status == 200
+
+    def typing_seen() -> bool:
+        return any(edu["type"] == "m.typing" and alice.user_id in edu["content"]["user_ids"]
+                   for _, body in fake.transactions for edu in body.get("ephemeral", []))
+    await fake.wait_for(typing_seen)
