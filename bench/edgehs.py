@@ -72,4 +72,5 @@ def prepare(root: Path, port: int) -> Launch:
         cwd=root,
         log_path=root / "stdout.log",
         base_url=f"http://127.0.0.1:{port}",
+        config_path=config_path,
     )

@@ -18,6 +18,8 @@ class Params:
     sync_samples: int = 5
     wake_samples: int = 30
     page_limit: int = 50
+    as_messages: int = 500
+    as_concurrency: int = 8
     startup_timeout_s: float = 120.0
 
     @property
@@ -33,6 +35,7 @@ QUICK = Params(
     sync_room_messages=5,
     sync_samples=3,
     wake_samples=8,
+    as_messages=100,
 )
 
 
@@ -62,6 +65,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("wake_p95", "sync wake-up latency p95", "ms"),
     Metric("page_total_ms", "/messages back-pagination, total", "ms"),
     Metric("page_p50", "/messages per-page latency p50", "ms"),
+    Metric("as_rate", "events through to an appservice (burst)", "ev/s", True),
+    Metric("as_p50", "send -> appservice arrival latency p50", "ms"),
+    Metric("as_p99", "send -> appservice arrival latency p99", "ms"),
 )
 
 

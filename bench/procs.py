@@ -39,6 +39,7 @@ class Launch:
     log_path: Path
     base_url: str
     env: dict[str, str] = field(default_factory=dict)
+    config_path: Path | None = None  # the YAML config (the appservice scenario edits it)
 
 
 def free_port() -> int:

@@ -113,7 +113,9 @@ def context(command: str, params: Params, results: list[ServerResult]) -> str:
             f"clients x {params.conc_messages} msgs into one room; initial sync of "
             f"{params.sync_rooms} rooms (timeline limit {params.sync_timeline_limit}, median of "
             f"{params.sync_samples}); {params.wake_samples} wake-up samples; pagination of "
-            f"{params.page_events} events, limit {params.page_limit}",
+            f"{params.page_events} events, limit {params.page_limit}; appservice: "
+            f"{params.as_messages} msgs one by one (latency) + {params.as_messages} with "
+            f"{params.as_concurrency} in flight (burst)",
         ]
     )
 

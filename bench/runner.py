@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from bench import scenarios
+from bench import appservice, scenarios
 from bench.model import Params, ServerResult
 from bench.procs import Launch, ServerProcess, ServerStartError, free_port
 
@@ -113,6 +113,11 @@ async def run_server(target: Target, work: Path, params: Params) -> ServerResult
             result.metrics["restart_ms"] = await server.start(params.startup_timeout_s)
         except ServerStartError as exc:
             result.notes.append(f"restart failed: {exc}")
+        else:
+            await _step(
+                result, "appservice delivery",
+                lambda: appservice.measure(server, params, result), 600,
+            )  # fmt: skip
     finally:
         server.stop()
     return result

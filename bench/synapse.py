@@ -155,4 +155,5 @@ def prepare(root: Path, port: int, venv: Path) -> Launch:
         cwd=root,
         log_path=root / "stdout.log",
         base_url=f"http://127.0.0.1:{port}",
+        config_path=config_path,
     )

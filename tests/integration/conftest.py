@@ -170,7 +170,15 @@ class ServerProcess:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+def server_prepare() -> Callable[[ServerProcess], None]:
+    """Runs after ``configure()`` and before the first start; a test module overrides this
+    fixture to prepare the data dir first (e.g. write application service registrations)."""
+    return lambda proc: None
+
+
+@pytest.fixture
+async def server(tmp_path: Path,
+                 server_prepare: Callable[[ServerProcess], None]) -> AsyncIterator[ServerProcess]:
     """A running edgehs; torn down (SIGTERM, then SIGKILL if needed) even when the test fails.
     Teardown fails the test when the SIGTERM does not give exit code 0 or when the server log
     holds a traceback (an unhandled error answered as 500 is a bug)."""
@@ -178,6 +186,7 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     code: int | None = 0
     try:
         proc.configure()
+        server_prepare(proc)
         await proc.start()
         yield proc
     finally:
