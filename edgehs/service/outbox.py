@@ -87,9 +87,11 @@ class OutboxSender:
         if deliverer is None:
             log.error("no deliverer for outbox destination %s", destination)
             return
+        txn: tuple[int, list[OutboxRow]] | None = None
         while True:
-            pending.clear()
-            txn = await self.store.next_transaction(destination, MAX_ROWS_PER_TRANSACTION)
+            if txn is None:
+                pending.clear()
+                txn = await self.store.next_transaction(destination, MAX_ROWS_PER_TRANSACTION)
             if txn is None:
                 if not pending.is_set():
                     return  # nothing left: the next wake() starts a new worker
@@ -107,6 +109,10 @@ class OutboxSender:
                 retry.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(retry.wait(), delay)
-                continue
+                continue  # the same transaction, still in flight
             self._failures.pop(destination, None)
-            await self.store.acknowledge(destination, txn_id)
+            pending.clear()
+            # Acknowledge and claim the next transaction in one commit.
+            txn = await self.store.acknowledge(destination, txn_id, MAX_ROWS_PER_TRANSACTION)
+            if txn is None and not pending.is_set():
+                return  # nothing left and nothing new: the next wake() starts a new worker

@@ -59,42 +59,15 @@ class OutboxStore:
         """The transaction to send now: the one in flight if any (same id, same rows), else a
         new one made of up to ``limit`` pending rows. None when there is nothing to send."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
-            await conn.execute(
-                "INSERT OR IGNORE INTO outbox_destinations (destination) VALUES (?)",
-                (destination,),
-            )
-            async with conn.execute(
-                "SELECT next_txn_id, inflight_txn_id, inflight_last_row FROM outbox_destinations "
-                "WHERE destination = ?", (destination,),
-            ) as cur:
-                state = await cur.fetchone()
-            assert state is not None
-            next_txn, inflight, last_row = state
-            if inflight is not None:
-                rows = await conn.execute_fetchall(
-                    "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
-                    "AND id <= ? ORDER BY id", (destination, last_row),
-                )
-                return int(inflight), [_row(r) for r in rows]
-            rows = await conn.execute_fetchall(
-                "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
-                "ORDER BY id LIMIT ?", (destination, limit),
-            )
-            if not rows:
-                return None
-            items = [_row(r) for r in rows]
-            await conn.execute(
-                "UPDATE outbox_destinations SET inflight_txn_id = ?, inflight_last_row = ?, "
-                "next_txn_id = ? WHERE destination = ?",
-                (next_txn, items[-1].id, next_txn + 1, destination),
-            )
-            return int(next_txn), items
-
+            return await _claim(conn, destination, limit)
         return await self.db.write(run)
 
-    async def acknowledge(self, destination: str, txn_id: int) -> None:
-        """The destination accepted transaction ``txn_id``: drop its rows."""
-        async def run(conn: aiosqlite.Connection) -> None:
+    async def acknowledge(self, destination: str, txn_id: int, next_limit: int = 0
+                          ) -> tuple[int, list[OutboxRow]] | None:
+        """The destination accepted transaction ``txn_id``: drop its rows. With
+        ``next_limit`` the next transaction is claimed in the same commit (one fsync less per
+        transaction) and returned."""
+        async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
             await conn.execute(
                 "DELETE FROM outbox WHERE destination = ? AND id <= (SELECT inflight_last_row "
                 "FROM outbox_destinations WHERE destination = ? AND inflight_txn_id = ?)",
@@ -105,9 +78,44 @@ class OutboxStore:
                 "WHERE destination = ? AND inflight_txn_id = ?",
                 (destination, txn_id),
             )
-        await self.db.write(run)
+            return await _claim(conn, destination, next_limit) if next_limit else None
+        return await self.db.write(run)
 
     async def count_pending(self, destination: str) -> int:
         return int(await self.db.fetchval(
             "SELECT COUNT(*) FROM outbox WHERE destination = ?", (destination,)
         ))
+
+
+async def _claim(conn: aiosqlite.Connection, destination: str, limit: int
+                 ) -> tuple[int, list[OutboxRow]] | None:
+    """Inside a transaction: the in-flight transaction, or a new one of up to ``limit`` rows."""
+    await conn.execute(
+        "INSERT OR IGNORE INTO outbox_destinations (destination) VALUES (?)", (destination,)
+    )
+    async with conn.execute(
+        "SELECT next_txn_id, inflight_txn_id, inflight_last_row FROM outbox_destinations "
+        "WHERE destination = ?", (destination,),
+    ) as cur:
+        state = await cur.fetchone()
+    assert state is not None
+    next_txn, inflight, last_row = state
+    if inflight is not None:
+        rows = await conn.execute_fetchall(
+            "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
+            "AND id <= ? ORDER BY id", (destination, last_row),
+        )
+        return int(inflight), [_row(r) for r in rows]
+    rows = await conn.execute_fetchall(
+        "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
+        "ORDER BY id LIMIT ?", (destination, limit),
+    )
+    if not rows:
+        return None
+    items = [_row(r) for r in rows]
+    await conn.execute(
+        "UPDATE outbox_destinations SET inflight_txn_id = ?, inflight_last_row = ?, "
+        "next_txn_id = ? WHERE destination = ?",
+        (next_txn, items[-1].id, next_txn + 1, destination),
+    )
+    return int(next_txn), items

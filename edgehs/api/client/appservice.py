@@ -26,4 +26,6 @@ async def ping(request: web.Request) -> web.Response:
     body = await json_body(request)
     transaction_id = field(body, "transaction_id", str)
     duration_ms = await server.as_queries.ping(service, transaction_id)
+    # The service answers again: deliver what waits for it now, not after the backoff.
+    server.outbox.retry_now(f"as:{service.id}")
     return web.json_response({"duration_ms": duration_ms})
