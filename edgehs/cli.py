@@ -1,10 +1,11 @@
-"""The ``edgehs`` command: generate-config, run, register-user, appservice new."""
+"""The ``edgehs`` command: generate-config, run, register-user, appservice new, device add."""
 
 import argparse
 import asyncio
 import logging
 import os
 import re
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -98,6 +99,58 @@ def cmd_register_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listening(host: str, port: int) -> bool:
+    """Whether something (a running edgehs) accepts connections on the listen address."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_device_add(args: argparse.Namespace) -> int:
+    from edgehs.homeserver import HomeServer
+    from edgehs.service import devices
+
+    config = load_config(Path(args.config))
+    running = _listening(config.listen_host, config.listen_port)
+
+    async def run() -> devices.ProvisionedDevice:
+        server = HomeServer(config)
+        await server.start()
+        try:
+            return await devices.provision_device(
+                server.users, server.rooms, args.name, room=args.room, owner=args.owner,
+                any_room=args.any_room, room_writes_ok=not running)
+        finally:
+            await server.stop()
+
+    try:
+        device = asyncio.run(run())
+    except (MatrixError, devices.ProvisionError) as exc:
+        print(f"cannot add device {args.name}: {getattr(exc, 'msg', exc)}", file=sys.stderr)
+        return 1
+    host = config.listen_host
+    if config.public_baseurl:
+        base = config.public_baseurl
+    else:  # a wildcard listen address is no address a device can post to
+        host = config.server_name if host in ("0.0.0.0", "::", "") else host
+        base = f"http://[{host}]:{config.listen_port}" if ":" in host else \
+            f"http://{host}:{config.listen_port}"
+    scope = "any room" if not device.room_limited else f"only {device.room_id}"
+    print(f"Device user {device.user_id}, room {device.alias} ({device.room_id}), "
+          f"token for {scope}" + (f"; invited {device.invited_owner}"
+                                  if device.invited_owner else ""))
+    if running:
+        print("edgehs is running: it may accept the previous token of this device until it "
+              "restarts", file=sys.stderr)
+    print("Post a message, and a sensor reading (numbers as strings: no floats in events):")
+    for line in devices.curl_lines(base, device.room_id, device.token):
+        print(line)
+    return 0
+
+
 def cmd_appservice_new(args: argparse.Namespace) -> int:
     """Write a registration file; with -c, list it in the config (by editing its text)."""
     from edgehs.service.appservice import registration as reg
@@ -185,6 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--out", help="the file to write (default: DATA_DIR/appservices/ID.yaml "
                                    "with -c, else ./ID.yaml)")
     new.set_defaults(func=cmd_appservice_new)
+
+    device = sub.add_parser("device", help="plain-HTTP devices (microcontrollers with curl)")
+    dev_sub = device.add_subparsers(dest="device_command", required=True)
+    add = dev_sub.add_parser(
+        "add", help="a user, a room and a long-lived token for a device; prints curl lines",
+        description="Create (or reuse) @device_NAME and its room, issue a new access token "
+        "(revoking the previous one) and print the curl lines the device posts with. Readings "
+        "go as integers or strings (e.g. {\"value\":\"21.5\",\"unit\":\"C\"}): event "
+        "content is canonical JSON, which refuses floats.")
+    add.add_argument("name", metavar="NAME", help="the device, e.g. greenhouse")
+    add.add_argument("--room", metavar="ALIAS",
+                     help="a local alias or its localpart (default: #NAME:SERVER); created if "
+                          "missing, joined if it exists")
+    add.add_argument("--owner", metavar="USER",
+                     help="an existing local user to invite with power 50 to read the room")
+    add.add_argument("--any-room", action="store_true",
+                     help="do not limit the token to the device's room")
+    add.add_argument("-c", "--config", required=True)
+    add.set_defaults(func=cmd_device_add)
     return parser
 
 

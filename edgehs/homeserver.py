@@ -61,8 +61,17 @@ class HomeServer:
         self.db = Database(config.database_path)
 
     async def start(self) -> None:
-        config = self.config
+        """Open the database and build everything; on any failure (e.g. an invalid
+        registration file) close what was opened, so no database thread outlives it."""
         await self.db.open()
+        try:
+            await self._build()
+        except BaseException:
+            await self.db.close()
+            raise
+
+    async def _build(self) -> None:
+        config = self.config
         self.signing_key = load_or_create_signing_key(config.signing_key_path)
         self.event_store = EventStore(self.db)
         self.state_store = StateStore(self.db)

@@ -50,8 +50,13 @@ class Database:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
-        await self.migrate()
-        self._reader = await self._connect()
+        try:
+            await self.migrate()
+            self._reader = await self._connect()
+        except BaseException:
+            await self._writer.close()
+            self._writer = None
+            raise
         self._task = asyncio.create_task(self._writer_loop(), name="db-writer")
 
     async def _connect(self) -> aiosqlite.Connection:

@@ -38,6 +38,8 @@ def _check_create_body(body: JsonDict) -> None:
 async def create_room(request: web.Request) -> web.Response:
     """POST /createRoom — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom"""
     who = await requester(request)
+    if who.room_id is not None:
+        raise MatrixError(403, Codes.FORBIDDEN, "This token may only be used in one room")
     body = await json_body(request)
     _check_create_body(body)
     room_id, _alias = await hs(request).rooms.create_room(who.user_id, body)
@@ -102,6 +104,7 @@ async def forget(request: web.Request) -> web.Response:
     """POST /rooms/{roomId}/forget — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidforget"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
+    who.check_room(room_id)
     server = hs(request)
     current = await server.member_store.get_membership(room_id, who.user_id)
     if current is None:
@@ -123,6 +126,7 @@ async def members(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/members — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmembers"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
+    who.check_room(room_id)
     server = hs(request)
     await server.events.room_version(room_id)
     await server.visibility.require_readable(room_id, who.user_id)
@@ -147,6 +151,7 @@ async def joined_members(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/joined_members — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidjoined_members"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
+    who.check_room(room_id)
     server = hs(request)
     await server.events.room_version(room_id)
     await server.visibility.require_joined(room_id, who.user_id)

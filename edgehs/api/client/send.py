@@ -95,6 +95,7 @@ async def get_state_event(request: web.Request) -> web.Response:
     who = await requester(request)
     room_id = request.match_info["roomId"]
     key = (request.match_info["eventType"], request.match_info.get("stateKey", ""))
+    who.check_room(room_id)
     server = hs(request)
     await server.events.room_version(room_id)
     until = await server.visibility.require_readable(room_id, who.user_id)
@@ -132,6 +133,7 @@ async def get_state(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/state — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstate"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
+    who.check_room(room_id)
     server = hs(request)
     await server.events.room_version(room_id)
     until = await server.visibility.require_readable(room_id, who.user_id)
@@ -169,6 +171,7 @@ async def get_event(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/event/{eventId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomideventeventid"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
+    who.check_room(room_id)
     server = hs(request)
     until = await server.visibility.readable_until(room_id, who.user_id)
     ev = await server.event_store.get_event(request.match_info["eventId"])
