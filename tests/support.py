@@ -68,6 +68,15 @@ async def expect(resp: Any, status: int, errcode: str) -> dict[str, Any]:
     return dict(body)
 
 
+async def get_sync(client: TestClient, user: Any, since: str | None = None,
+               timeout: int = 0) -> dict[str, Any]:
+    """GET /sync for ``user`` (initial, or incremental from ``since``), asserting a 200."""
+    params = {"timeout": str(timeout), **({"since": since} if since else {})}
+    resp = await client.get(f"{V3}/sync", params=params, headers=user.auth)
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
+
+
 async def count(client: TestClient, table: str) -> int:
     from edgehs.api.keys import HS_KEY
     return int(await client.app[HS_KEY].db.fetchval(f"SELECT COUNT(*) FROM {table}"))

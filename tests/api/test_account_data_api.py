@@ -8,22 +8,11 @@ import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from support import expect, get_sync
 
 V3 = "/_matrix/client/v3"
 
 
-async def _sync(client: TestClient, user: Any, since: str | None = None,
-                timeout: int = 0) -> dict[str, Any]:
-    params = {"timeout": str(timeout), **({"since": since} if since else {})}
-    resp = await client.get(f"{V3}/sync", params=params, headers=user.auth)
-    assert resp.status == 200, await resp.text()
-    return dict(await resp.json())
-
-
-async def _error(resp: Any, status: int, errcode: str) -> None:
-    body = await resp.json()
-    assert resp.status == status, body
-    assert body["errcode"] == errcode, body
 
 
 def _room_account_data(sync: dict[str, Any], room_id: str) -> dict[str, Any]:
@@ -35,10 +24,10 @@ def _room_account_data(sync: dict[str, Any], room_id: str) -> dict[str, Any]:
 
 async def test_global_account_data(client: TestClient, register) -> None:
     alice = await register("alice")
-    since = (await _sync(client, alice))["next_batch"]
+    since = (await get_sync(client, alice))["next_batch"]
     url = f"{V3}/user/{alice.user_id}/account_data/org.example.config"
-    await _error(await client.get(url, headers=alice.auth), 404, "M_NOT_FOUND")
-    waiting = asyncio.create_task(_sync(client, alice, since, timeout=10000))
+    await expect(await client.get(url, headers=alice.auth), 404, "M_NOT_FOUND")
+    waiting = asyncio.create_task(get_sync(client, alice, since, timeout=10000))
     await asyncio.sleep(0.05)
     resp = await client.put(url, json={"theme": "dark"}, headers=alice.auth)
     assert resp.status == 200 and await resp.json() == {}
@@ -51,12 +40,12 @@ async def test_global_account_data(client: TestClient, register) -> None:
     # Replacing it delivers the new content once; a later sync has nothing.
     resp = await client.put(url, json={"theme": "light"}, headers=alice.auth)
     assert resp.status == 200
-    sync = await _sync(client, alice, sync["next_batch"])
+    sync = await get_sync(client, alice, sync["next_batch"])
     assert sync["account_data"]["events"] == [
         {"type": "org.example.config", "content": {"theme": "light"}}
     ]
-    assert (await _sync(client, alice, sync["next_batch"]))["account_data"]["events"] == []
-    initial = await _sync(client, alice)
+    assert (await get_sync(client, alice, sync["next_batch"]))["account_data"]["events"] == []
+    initial = await get_sync(client, alice)
     assert {"type": "org.example.config", "content": {"theme": "light"}} in \
         initial["account_data"]["events"]
 
@@ -64,16 +53,16 @@ async def test_global_account_data(client: TestClient, register) -> None:
 async def test_room_account_data(client: TestClient, register, create_room) -> None:
     alice = await register("alice")
     room_id = await create_room(alice)
-    since = (await _sync(client, alice))["next_batch"]
+    since = (await get_sync(client, alice))["next_batch"]
     url = f"{V3}/user/{alice.user_id}/rooms/{room_id}/account_data/org.example.pin"
-    await _error(await client.get(url, headers=alice.auth), 404, "M_NOT_FOUND")
+    await expect(await client.get(url, headers=alice.auth), 404, "M_NOT_FOUND")
     resp = await client.put(url, json={"pinned": True}, headers=alice.auth)
     assert resp.status == 200
     assert await (await client.get(url, headers=alice.auth)).json() == {"pinned": True}
     # Room account data is not global account data.
-    await _error(await client.get(f"{V3}/user/{alice.user_id}/account_data/org.example.pin",
+    await expect(await client.get(f"{V3}/user/{alice.user_id}/account_data/org.example.pin",
                                   headers=alice.auth), 404, "M_NOT_FOUND")
-    sync = await _sync(client, alice, since)
+    sync = await get_sync(client, alice, since)
     assert _room_account_data(sync, room_id) == {"org.example.pin": {"pinned": True}}
     assert sync["account_data"]["events"] == []
 
@@ -85,24 +74,24 @@ async def test_account_data_bad_input(client: TestClient, register, create_room)
     base = f"{V3}/user/{alice.user_id}"
     for url in (f"{base}/account_data/org.example.x",
                 f"{base}/rooms/{room_id}/account_data/org.example.x"):
-        await _error(await client.put(url, json={}, headers=bob.auth), 403, "M_FORBIDDEN")
-        await _error(await client.get(url, headers=bob.auth), 403, "M_FORBIDDEN")
-        await _error(await client.put(url, json={}), 401, "M_MISSING_TOKEN")
-        await _error(await client.get(url), 401, "M_MISSING_TOKEN")
-        await _error(await client.put(url, data=b"{x", headers=alice.auth), 400, "M_NOT_JSON")
-        await _error(await client.put(url, data=b"", headers=alice.auth), 400, "M_NOT_JSON")
-        await _error(await client.put(url, json=[1, 2], headers=alice.auth), 400, "M_BAD_JSON")
+        await expect(await client.put(url, json={}, headers=bob.auth), 403, "M_FORBIDDEN")
+        await expect(await client.get(url, headers=bob.auth), 403, "M_FORBIDDEN")
+        await expect(await client.put(url, json={}), 401, "M_MISSING_TOKEN")
+        await expect(await client.get(url), 401, "M_MISSING_TOKEN")
+        await expect(await client.put(url, data=b"{x", headers=alice.auth), 400, "M_NOT_JSON")
+        await expect(await client.put(url, data=b"", headers=alice.auth), 400, "M_NOT_JSON")
+        await expect(await client.put(url, json=[1, 2], headers=alice.auth), 400, "M_BAD_JSON")
     for data_type in ("m.fully_read", "m.push_rules"):
         for url in (f"{base}/account_data/{data_type}",
                     f"{base}/rooms/{room_id}/account_data/{data_type}"):
-            await _error(await client.put(url, json={"event_id": "$x"}, headers=alice.auth),
+            await expect(await client.put(url, json={"event_id": "$x"}, headers=alice.auth),
                          405, "M_BAD_JSON")
     for url in (f"{base}/rooms/not-a-room/account_data/org.example.x",
                 f"{base}/rooms/@alice:test.local/tags"):
-        await _error(await client.get(url, headers=alice.auth), 400, "M_INVALID_PARAM")
-    await _error(await client.put(f"{base}/rooms/%23alias:test.local/account_data/org.example.x",
+        await expect(await client.get(url, headers=alice.auth), 400, "M_INVALID_PARAM")
+    await expect(await client.put(f"{base}/rooms/%23alias:test.local/account_data/org.example.x",
                                   json={}, headers=alice.auth), 400, "M_INVALID_PARAM")
-    await _error(await client.put(f"{base}/account_data/{'t' * 256}", json={},
+    await expect(await client.put(f"{base}/account_data/{'t' * 256}", json={},
                                   headers=alice.auth), 400, "M_INVALID_PARAM")
 
 
@@ -111,7 +100,7 @@ async def test_tags(client: TestClient, register, create_room) -> None:
     room_id = await create_room(alice)
     url = f"{V3}/user/{alice.user_id}/rooms/{room_id}/tags"
     assert await (await client.get(url, headers=alice.auth)).json() == {"tags": {}}
-    since = (await _sync(client, alice))["next_batch"]
+    since = (await get_sync(client, alice))["next_batch"]
     resp = await client.put(f"{url}/u.work", json={"order": 0.5}, headers=alice.auth)
     assert resp.status == 200 and await resp.json() == {}
     resp = await client.put(f"{url}/m.favourite", json={}, headers=alice.auth)
@@ -121,7 +110,7 @@ async def test_tags(client: TestClient, register, create_room) -> None:
     assert await (await client.get(url, headers=alice.auth)).json() == {
         "tags": {"u.work": {"order": 0.5}, "m.favourite": {}, "u.edge": {"order": 1}}
     }
-    sync = await _sync(client, alice, since)
+    sync = await get_sync(client, alice, since)
     assert _room_account_data(sync, room_id) == {
         "m.tag": {"tags": {"u.work": {"order": 0.5}, "m.favourite": {}, "u.edge": {"order": 1}}}
     }
@@ -132,14 +121,14 @@ async def test_tags(client: TestClient, register, create_room) -> None:
 
     resp = await client.delete(f"{url}/u.work", headers=alice.auth)
     assert resp.status == 200 and await resp.json() == {}
-    sync = await _sync(client, alice, sync["next_batch"])
+    sync = await get_sync(client, alice, sync["next_batch"])
     assert _room_account_data(sync, room_id) == {
         "m.tag": {"tags": {"m.favourite": {}, "u.edge": {"order": 1}}}
     }
     # Deleting a tag that is not there is fine and changes nothing.
     resp = await client.delete(f"{url}/u.work", headers=alice.auth)
     assert resp.status == 200
-    assert room_id not in (await _sync(client, alice, sync["next_batch"]))["rooms"]["join"]
+    assert room_id not in (await get_sync(client, alice, sync["next_batch"]))["rooms"]["join"]
 
 
 async def test_tags_bad_input(client: TestClient, register, create_room) -> None:
@@ -147,20 +136,20 @@ async def test_tags_bad_input(client: TestClient, register, create_room) -> None
     bob = await register("bob")
     room_id = await create_room(alice)
     url = f"{V3}/user/{alice.user_id}/rooms/{room_id}/tags"
-    await _error(await client.get(url, headers=bob.auth), 403, "M_FORBIDDEN")
-    await _error(await client.put(f"{url}/u.x", json={}, headers=bob.auth), 403, "M_FORBIDDEN")
-    await _error(await client.delete(f"{url}/u.x", headers=bob.auth), 403, "M_FORBIDDEN")
-    await _error(await client.get(url), 401, "M_MISSING_TOKEN")
+    await expect(await client.get(url, headers=bob.auth), 403, "M_FORBIDDEN")
+    await expect(await client.put(f"{url}/u.x", json={}, headers=bob.auth), 403, "M_FORBIDDEN")
+    await expect(await client.delete(f"{url}/u.x", headers=bob.auth), 403, "M_FORBIDDEN")
+    await expect(await client.get(url), 401, "M_MISSING_TOKEN")
     for order in ("high", True, [0.1]):
-        await _error(await client.put(f"{url}/u.x", json={"order": order}, headers=alice.auth),
+        await expect(await client.put(f"{url}/u.x", json={"order": order}, headers=alice.auth),
                      400, "M_BAD_JSON")
     for order in (-0.1, 1.5, 2):
-        await _error(await client.put(f"{url}/u.x", json={"order": order}, headers=alice.auth),
+        await expect(await client.put(f"{url}/u.x", json={"order": order}, headers=alice.auth),
                      400, "M_INVALID_PARAM")
-    await _error(await client.put(f"{url}/u.x", data=b"nope", headers=alice.auth),
+    await expect(await client.put(f"{url}/u.x", data=b"nope", headers=alice.auth),
                  400, "M_NOT_JSON")
-    await _error(await client.put(f"{url}/u.x", json=["order"], headers=alice.auth),
+    await expect(await client.put(f"{url}/u.x", json=["order"], headers=alice.auth),
                  400, "M_BAD_JSON")
-    await _error(await client.put(f"{url}/{'u' * 256}", json={}, headers=alice.auth),
+    await expect(await client.put(f"{url}/{'u' * 256}", json={}, headers=alice.auth),
                  400, "M_INVALID_PARAM")
     assert await (await client.get(url, headers=alice.auth)).json() == {"tags": {}}

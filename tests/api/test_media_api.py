@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from aiohttp.test_utils import TestClient
 from PIL import Image
 from spec_schema import MatrixSpec
@@ -18,11 +17,6 @@ from edgehs.api.keys import CONFIG_KEY, HS_KEY
 UPLOAD = "/_matrix/media/v3/upload"
 AUTHED = "/_matrix/client/v1/media"
 LEGACY = "/_matrix/media/v3"
-
-
-@pytest.fixture(scope="module")
-def spec() -> MatrixSpec:
-    return MatrixSpec.load()
 
 
 def png(size: tuple[int, int] = (400, 200), color: str = "red") -> bytes:

@@ -38,11 +38,6 @@ async def register_on(client: TestClient, name: str) -> User:
     return User(body["user_id"], body["access_token"], body["device_id"])
 
 
-@pytest.fixture(scope="module")
-def spec() -> MatrixSpec:
-    return MatrixSpec.load()
-
-
 @pytest.fixture
 async def small(aiohttp_client: Callable[..., Awaitable[TestClient]],
                 tmp_path: Path) -> TestClient:

@@ -3,24 +3,13 @@
 https://spec.matrix.org/v1.19/client-server-api/#profiles
 """
 
-from typing import Any
 
 from aiohttp.test_utils import TestClient
+from support import expect, get_sync
 
 V3 = "/_matrix/client/v3"
 
 
-async def _sync(client: TestClient, user: Any, since: str | None = None) -> dict[str, Any]:
-    params = {"timeout": "0", **({"since": since} if since else {})}
-    resp = await client.get(f"{V3}/sync", params=params, headers=user.auth)
-    assert resp.status == 200, await resp.text()
-    return dict(await resp.json())
-
-
-async def _error(resp: Any, status: int, errcode: str) -> None:
-    body = await resp.json()
-    assert resp.status == status, body
-    assert body["errcode"] == errcode, body
 
 
 async def test_get_profile_after_registration(client: TestClient, register) -> None:
@@ -31,14 +20,14 @@ async def test_get_profile_after_registration(client: TestClient, register) -> N
     resp = await client.get(f"{V3}/profile/{alice.user_id}/displayname")
     assert await resp.json() == {"displayname": "alice"}
     # Nothing set: 404 for the field.
-    await _error(await client.get(f"{V3}/profile/{alice.user_id}/avatar_url"), 404, "M_NOT_FOUND")
+    await expect(await client.get(f"{V3}/profile/{alice.user_id}/avatar_url"), 404, "M_NOT_FOUND")
 
 
 async def test_unknown_and_remote_users(client: TestClient, register) -> None:
     await register("alice")
     for user in ("@nobody:test.local", "@alice:elsewhere.example", "not-a-user"):
-        await _error(await client.get(f"{V3}/profile/{user}"), 404, "M_NOT_FOUND")
-        await _error(await client.get(f"{V3}/profile/{user}/displayname"), 404, "M_NOT_FOUND")
+        await expect(await client.get(f"{V3}/profile/{user}"), 404, "M_NOT_FOUND")
+        await expect(await client.get(f"{V3}/profile/{user}/displayname"), 404, "M_NOT_FOUND")
 
 
 async def test_set_displayname_and_avatar(client: TestClient, register) -> None:
@@ -56,37 +45,37 @@ async def test_set_displayname_and_avatar(client: TestClient, register) -> None:
     resp = await client.put(f"{V3}/profile/{alice.user_id}/avatar_url",
                             json={"avatar_url": ""}, headers=alice.auth)
     assert resp.status == 200
-    await _error(await client.get(f"{V3}/profile/{alice.user_id}/avatar_url"), 404, "M_NOT_FOUND")
+    await expect(await client.get(f"{V3}/profile/{alice.user_id}/avatar_url"), 404, "M_NOT_FOUND")
 
 
 async def test_set_profile_bad_input(client: TestClient, register) -> None:
     alice = await register("alice")
     bob = await register("bob")
     url = f"{V3}/profile/{alice.user_id}"
-    await _error(await client.put(f"{url}/displayname", json={"displayname": "x"},
+    await expect(await client.put(f"{url}/displayname", json={"displayname": "x"},
                                   headers=bob.auth), 403, "M_FORBIDDEN")
-    await _error(await client.delete(f"{url}/displayname", headers=bob.auth), 403, "M_FORBIDDEN")
-    await _error(await client.put(f"{url}/displayname", json={"displayname": "x"}),
+    await expect(await client.delete(f"{url}/displayname", headers=bob.auth), 403, "M_FORBIDDEN")
+    await expect(await client.put(f"{url}/displayname", json={"displayname": "x"}),
                  401, "M_MISSING_TOKEN")
-    await _error(await client.put(f"{url}/displayname", json={"displayname": 12},
+    await expect(await client.put(f"{url}/displayname", json={"displayname": 12},
                                   headers=alice.auth), 400, "M_BAD_JSON")
-    await _error(await client.put(f"{url}/displayname", json={"displayname": None},
+    await expect(await client.put(f"{url}/displayname", json={"displayname": None},
                                   headers=alice.auth), 400, "M_BAD_JSON")
-    await _error(await client.put(f"{url}/displayname", json={"other": "x"},
+    await expect(await client.put(f"{url}/displayname", json={"other": "x"},
                                   headers=alice.auth), 400, "M_MISSING_PARAM")
-    await _error(await client.put(f"{url}/displayname", data=b"{nope", headers=alice.auth),
+    await expect(await client.put(f"{url}/displayname", data=b"{nope", headers=alice.auth),
                  400, "M_NOT_JSON")
-    await _error(await client.put(f"{url}/displayname", json=["x"], headers=alice.auth),
+    await expect(await client.put(f"{url}/displayname", json=["x"], headers=alice.auth),
                  400, "M_BAD_JSON")
-    await _error(await client.put(f"{url}/displayname", json={"displayname": "x" * 300},
+    await expect(await client.put(f"{url}/displayname", json={"displayname": "x" * 300},
                                   headers=alice.auth), 400, "M_INVALID_PARAM")
-    await _error(await client.put(f"{url}/avatar_url", json={"avatar_url": 5},
+    await expect(await client.put(f"{url}/avatar_url", json={"avatar_url": 5},
                                   headers=alice.auth), 400, "M_BAD_JSON")
     for bad in ("http://example.com/a.png", "mxc://test.local/", "mxc://test.local/a/b"):
-        await _error(await client.put(f"{url}/avatar_url", json={"avatar_url": bad},
+        await expect(await client.put(f"{url}/avatar_url", json={"avatar_url": bad},
                                       headers=alice.auth), 400, "M_INVALID_PARAM")
     # Bob may not change a profile of a user that does not exist either.
-    await _error(await client.put(f"{V3}/profile/@ghost:test.local/displayname",
+    await expect(await client.put(f"{V3}/profile/@ghost:test.local/displayname",
                                   json={"displayname": "x"}, headers=bob.auth),
                  403, "M_FORBIDDEN")
 
@@ -108,7 +97,7 @@ async def test_custom_profile_fields(client: TestClient, register) -> None:
     }
     resp = await client.delete(f"{url}/org.example.job", headers=alice.auth)
     assert resp.status == 200
-    await _error(await client.get(f"{url}/org.example.job"), 404, "M_NOT_FOUND")
+    await expect(await client.get(f"{url}/org.example.job"), 404, "M_NOT_FOUND")
     # Deleting something that is not there is fine.
     resp = await client.delete(f"{url}/org.example.job", headers=alice.auth)
     assert resp.status == 200
@@ -118,23 +107,23 @@ async def test_custom_profile_field_limits(client: TestClient, register) -> None
     alice = await register("alice")
     url = f"{V3}/profile/{alice.user_id}"
     for key in ("Org.Example", "nodots", "org..x", "1org.x"):
-        await _error(await client.put(f"{url}/{key}", json={key: 1}, headers=alice.auth),
+        await expect(await client.put(f"{url}/{key}", json={key: 1}, headers=alice.auth),
                      400, "M_INVALID_PARAM")
-        await _error(await client.delete(f"{url}/{key}", headers=alice.auth),
+        await expect(await client.delete(f"{url}/{key}", headers=alice.auth),
                      400, "M_INVALID_PARAM")
     long_key = "org." + "a" * 260
-    await _error(await client.put(f"{url}/{long_key}", json={long_key: 1}, headers=alice.auth),
+    await expect(await client.put(f"{url}/{long_key}", json={long_key: 1}, headers=alice.auth),
                  400, "M_KEY_TOO_LARGE")
-    await _error(await client.put(f"{url}/m.tz", json={"m.tz": 1}, headers=alice.auth),
+    await expect(await client.put(f"{url}/m.tz", json={"m.tz": 1}, headers=alice.auth),
                  400, "M_BAD_JSON")
     big = "x" * 40000
     resp = await client.put(f"{url}/org.example.a", json={"org.example.a": big},
                             headers=alice.auth)
     assert resp.status == 200
     # Together over 64 KiB.
-    await _error(await client.put(f"{url}/org.example.b", json={"org.example.b": big},
+    await expect(await client.put(f"{url}/org.example.b", json={"org.example.b": big},
                                   headers=alice.auth), 400, "M_PROFILE_TOO_LARGE")
-    await _error(await client.get(f"{url}/org.example.b"), 404, "M_NOT_FOUND")
+    await expect(await client.get(f"{url}/org.example.b"), 404, "M_NOT_FOUND")
     # Replacing the big field with a small one is fine.
     resp = await client.put(f"{url}/org.example.a", json={"org.example.a": 1}, headers=alice.auth)
     assert resp.status == 200
@@ -148,8 +137,8 @@ async def test_displayname_change_propagates_to_rooms(client: TestClient, regist
     other_room = await create_room(alice)
     resp = await client.post(f"{V3}/join/{room_id}", json={}, headers=bob.auth)
     assert resp.status == 200
-    since = (await _sync(client, bob))["next_batch"]
-    alice_since = (await _sync(client, alice))["next_batch"]
+    since = (await get_sync(client, bob))["next_batch"]
+    alice_since = (await get_sync(client, alice))["next_batch"]
 
     resp = await client.put(f"{V3}/profile/{alice.user_id}/displayname",
                             json={"displayname": "Alice W"}, headers=alice.auth)
@@ -158,7 +147,7 @@ async def test_displayname_change_propagates_to_rooms(client: TestClient, regist
                             json={"avatar_url": "mxc://test.local/pic"}, headers=alice.auth)
     assert resp.status == 200
 
-    sync = await _sync(client, bob, since)
+    sync = await get_sync(client, bob, since)
     timeline = sync["rooms"]["join"][room_id]["timeline"]["events"]
     members = [e for e in timeline if e["type"] == "m.room.member"]
     assert [e["content"] for e in members] == [
@@ -167,7 +156,7 @@ async def test_displayname_change_propagates_to_rooms(client: TestClient, regist
     ]
     assert all(e["state_key"] == alice.user_id for e in members)
     assert other_room not in sync["rooms"]["join"]  # bob is not in it
-    own = await _sync(client, alice, alice_since)
+    own = await get_sync(client, alice, alice_since)
     assert {room_id, other_room} <= set(own["rooms"]["join"])
     resp = await client.get(f"{V3}/rooms/{room_id}/joined_members", headers=bob.auth)
     assert (await resp.json())["joined"][alice.user_id] == {
@@ -179,12 +168,12 @@ async def test_displayname_change_propagates_to_rooms(client: TestClient, regist
     resp = await client.put(f"{V3}/profile/{alice.user_id}/displayname",
                             json={"displayname": "Alice W"}, headers=alice.auth)
     assert resp.status == 200
-    assert room_id not in (await _sync(client, bob, since))["rooms"]["join"]
+    assert room_id not in (await get_sync(client, bob, since))["rooms"]["join"]
 
     # Deleting the display name propagates too.
     resp = await client.delete(f"{V3}/profile/{alice.user_id}/displayname", headers=alice.auth)
     assert resp.status == 200
-    timeline = (await _sync(client, bob, since))["rooms"]["join"][room_id]["timeline"]["events"]
+    timeline = (await get_sync(client, bob, since))["rooms"]["join"][room_id]["timeline"]["events"]
     assert timeline[-1]["content"] == {"membership": "join", "avatar_url": "mxc://test.local/pic"}
-    await _error(await client.get(f"{V3}/profile/{alice.user_id}/displayname"), 404,
+    await expect(await client.get(f"{V3}/profile/{alice.user_id}/displayname"), 404,
                  "M_NOT_FOUND")

@@ -21,11 +21,6 @@ Register = Callable[..., Awaitable[Any]]
 CreateRoom = Callable[..., Awaitable[str]]
 
 
-@pytest.fixture(scope="module")
-def spec() -> MatrixSpec:
-    return MatrixSpec.load()
-
-
 @pytest.fixture
 def call(client: TestClient, spec: MatrixSpec) -> Callable[..., Awaitable[Any]]:
     """``call(spec_file, METHOD, spec_path, status, params, user=, json=, query=)``: do the
