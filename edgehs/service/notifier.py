@@ -1,7 +1,7 @@
 """The notifier: one fan-out after each write.
 
-Writers call ``notify()`` after their transaction committed; long-polling ``/sync`` requests,
-the federation sender and the appservice pusher wait on it.
+Writers call ``notify()`` after their transaction committed; long-polling ``/sync`` requests
+wait on it. (Outbound deliveries are woken by the write path itself, through the outbox.)
 """
 
 import asyncio
@@ -15,13 +15,8 @@ class Notifier:
         self.position = position  # the highest committed stream position
         self.typing_serial = 0  # bumped on every typing change (typing lives in memory)
         self._waiters: set[asyncio.Future[None]] = set()
-        self._listeners: list[Callable[[int], None]] = []
         self._edu_listeners: list[Callable[[str, JsonDict], None]] = []
         self.closing = False
-
-    def add_listener(self, callback: Callable[[int], None]) -> None:
-        """``callback(position)`` runs after every notify (e.g. to wake a sender)."""
-        self._listeners.append(callback)
 
     def notify(self, position: int | None = None, *, typing: bool = False) -> None:
         if position is not None and position > self.position:
@@ -32,8 +27,6 @@ class Notifier:
             if not fut.done():
                 fut.set_result(None)
         self._waiters.clear()
-        for callback in self._listeners:
-            callback(self.position)
 
     def add_edu_listener(self, callback: Callable[[str, JsonDict], None]) -> None:
         """``callback(room_id, edu)`` runs for every typing change and public receipt."""

@@ -151,12 +151,6 @@ class EventStore:
         )
         return [_row_to_event(r) for r in rows]
 
-    async def count_room_events(self, room_id: str, after: int) -> int:
-        return int(await self.db.fetchval(
-            "SELECT COUNT(*) FROM events WHERE room_id = ? AND stream_ordering > ? AND outlier = 0",
-            (room_id, after),
-        ))
-
     async def rooms_with_events_after(self, room_ids: Sequence[str], after: int) -> set[str]:
         if not room_ids:
             return set()

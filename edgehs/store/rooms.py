@@ -140,15 +140,6 @@ class MemberStore:
             (room_id, membership),
         ))
 
-    async def shares_room(self, user_a: str, user_b: str) -> bool:
-        value = await self.db.fetchval(
-            "SELECT 1 FROM room_memberships a JOIN room_memberships b ON a.room_id = b.room_id "
-            "WHERE a.user_id = ? AND b.user_id = ? AND a.membership = 'join' "
-            "AND b.membership = 'join' LIMIT 1",
-            (user_a, user_b),
-        )
-        return value is not None
-
     async def forget(self, room_id: str, user_id: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
             await conn.execute(
