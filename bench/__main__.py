@@ -1,4 +1,4 @@
-"""``python -m bench [--only edgehs|synapse] [--quick] [--no-write]``.
+"""``python -m bench [--only edgehs|synapse] [--quick] [--no-write] [--midi]``.
 
 Measures edgehs, then Synapse, one at a time on fresh data dirs, prints the comparison table
 and writes it to bench/RESULTS.md. Exit code 0 when every selected server was measured.
@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import edgehs, report, synapse
+from bench import edgehs, midi, report, synapse
 from bench.model import FULL, QUICK, Params, ServerResult
 from bench.runner import Target, log, run_server
 
@@ -46,6 +46,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--no-write", action="store_true", help="print the table but leave RESULTS.md alone"
     )
+    parser.add_argument(
+        "--midi", action="store_true",
+        help="run only the MIDI device scenario (edgehs only: Synapse has no equivalent)",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         except BlockingIOError:
             log(f"another bench run holds {WORK / 'lock'}; not starting")
             return 2
+        if args.midi:
+            command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+            return midi.main(WORK, args.quick, not args.no_write, command)
         try:
             results = asyncio.run(_run(selected, params))
         except KeyboardInterrupt:
