@@ -18,8 +18,10 @@ $(DATA)/edgehs.yaml: | $(BIN)/edgehs
 	$(BIN)/edgehs generate-config --server-name $(SERVER_NAME) --data-dir $(DATA) \
 		--listen $(LISTEN) --enable-registration
 
-run: $(BIN)/edgehs $(DATA)/edgehs.yaml
-	$(BIN)/edgehs run -c $(DATA)/edgehs.yaml
+# edgehs with the MIDI, GPIO and camera services on simulated hardware (edgehs/demo.py);
+# DATA/edgehs.yaml, devices.yaml and the user demo are made on the first run.
+run: $(BIN)/edgehs
+	$(BIN)/edgehs demo --data-dir $(DATA) --listen $(LISTEN) --server-name $(SERVER_NAME)
 
 test: $(BIN)/edgehs
 	$(BIN)/ruff check edgehs devices tests bench

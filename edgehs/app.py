@@ -5,11 +5,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from edgehs.api.admin import admin_secret_ctx
 from edgehs.api.keys import CONFIG_KEY, HS_KEY
 from edgehs.api.middleware import cors_middleware, error_middleware
 from edgehs.api.routes import add_routes
 from edgehs.config import Config
 from edgehs.homeserver import HomeServer
+from edgehs.sdnotify import notify, watchdog_running
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,16 @@ async def _homeserver_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HS_KEY] = hs
     yield
     await hs.stop()
+
+
+async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Under systemd with WatchdogSec=, ping WATCHDOG=1 at half the interval (READY=1 is sent
+    by ``edgehs run`` once the socket is bound)."""
+    async with watchdog_running() as interval:
+        if interval:
+            log.info("systemd watchdog: pinging every %.1f s", interval)
+        yield
+    notify("STOPPING=1")
 
 
 async def _release_long_polls(app: web.Application) -> None:
@@ -36,6 +48,8 @@ def init_app(config: Config) -> web.Application:
     )
     app[CONFIG_KEY] = config
     app.cleanup_ctx.append(_homeserver_ctx)
+    app.cleanup_ctx.append(admin_secret_ctx)  # DATA_DIR/admin.secret while serving
+    app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_release_long_polls)
     add_routes(app)
     return app

@@ -1,4 +1,5 @@
-"""The ``edgehs`` command: generate-config, run, register-user, appservice new, device add."""
+"""The ``edgehs`` command: generate-config, run, register-user, appservice new, device add,
+demo."""
 
 import argparse
 import asyncio
@@ -9,10 +10,14 @@ import socket
 import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgehs import __version__
-from edgehs.config import ConfigError, load_config, parse_listen, render_config
+from edgehs.config import Config, ConfigError, load_config, parse_listen, render_config
 from edgehs.errors import MatrixError
+
+if TYPE_CHECKING:
+    from edgehs.service.devices import ProvisionedDevice
 
 log = logging.getLogger("edgehs")
 
@@ -47,6 +52,7 @@ def cmd_generate_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from edgehs import sdnotify
     from edgehs.app import init_app
     from edgehs.service.appservice.registration import load_registrations
 
@@ -65,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         base = f"http://{config.listen_host}:{config.listen_port}"
         log.info("listening on %s — connect a Matrix client to it; create a user with: "
                  "edgehs register-user -c %s NAME --password PASSWORD", base, args.config)
+        # Type=notify units: started means listening (a no-op without $NOTIFY_SOCKET).
+        sdnotify.notify(f"READY=1\nSTATUS=listening on {base}")
 
     try:
         web.run_app(app, host=config.listen_host, port=config.listen_port, print=announce,
@@ -99,17 +107,91 @@ def cmd_register_user(args: argparse.Namespace) -> int:
     return 0
 
 
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def _local_host(host: str) -> str:
+    """An address this machine reaches its own listener on (wildcards become loopback)."""
+    return WILDCARD_HOSTS.get(host, host)
+
+
 def _listening(host: str, port: int) -> bool:
     """Whether something (a running edgehs) accepts connections on the listen address."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     try:
-        with socket.create_connection((host, port), timeout=0.5):
+        with socket.create_connection((_local_host(host), port), timeout=0.5):
             return True
     except OSError:
         return False
 
 
+class DeviceAddError(Exception):
+    """``device add`` through the running server failed; the message says why."""
+
+
+def _admin_credential(config: Config, admin_token: str | None) -> str:
+    """``--admin-token``, else the secret the running server wrote to DATA_DIR/admin.secret."""
+    from edgehs.api.admin import read_secret, secret_path
+
+    if admin_token:
+        return admin_token
+    path = secret_path(config.data_dir)
+    try:
+        secret = read_secret(path)
+    except PermissionError as exc:
+        raise DeviceAddError(
+            f"edgehs is running and {path} cannot be read (permission denied): run this as "
+            "the user edgehs runs as (e.g. sudo -u edgehs edgehs device add ...), or pass "
+            "--admin-token with a server admin's access token") from exc
+    except OSError as exc:
+        raise DeviceAddError(
+            f"something listens on {config.listen_host}:{config.listen_port} but {path} "
+            f"cannot be read ({exc.strerror or exc}): is it an edgehs started with this "
+            "config? Stop it, or pass --admin-token with a server admin's access token"
+        ) from exc
+    if not secret:
+        raise DeviceAddError(f"{path} is empty: restart edgehs to write a new one")
+    return secret
+
+
+def _device_add_live(config: Config, args: argparse.Namespace) -> "ProvisionedDevice":
+    """POST /_edgehs/admin/v1/devices to the running server (stdlib HTTP: no event loop)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from edgehs.api.admin import ADMIN_PREFIX
+    from edgehs.service.devices import ProvisionedDevice
+
+    host = _local_host(config.listen_host)
+    url = (f"http://[{host}]" if ":" in host else f"http://{host}") + \
+        f":{config.listen_port}{ADMIN_PREFIX}/devices"
+    body = {"name": args.name, "room_alias": args.room, "owner": args.owner,
+            "any_room": args.any_room}
+    request = urllib.request.Request(
+        url, data=json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
+        headers={"Content-Type": "application/json",
+                 "Authorization": f"Bearer {_admin_credential(config, args.admin_token)}"},
+        method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read())
+            reason = f"{error['error']} ({error['errcode']})"
+        except (ValueError, KeyError, TypeError):
+            reason = f"HTTP {exc.code}: is the process on {url} an edgehs?"
+        raise DeviceAddError(reason) from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise DeviceAddError(f"the running edgehs did not answer {url}: {exc}") from exc
+    try:
+        return ProvisionedDevice.from_json(answer)
+    except ValueError as exc:
+        raise DeviceAddError(f"unexpected answer from {url}: {exc}") from exc
+
+
 def cmd_device_add(args: argparse.Namespace) -> int:
+    """Provision through the running server (admin API) when edgehs runs, else directly."""
     from edgehs.homeserver import HomeServer
     from edgehs.service import devices
 
@@ -122,31 +204,34 @@ def cmd_device_add(args: argparse.Namespace) -> int:
         try:
             return await devices.provision_device(
                 server.users, server.rooms, args.name, room=args.room, owner=args.owner,
-                any_room=args.any_room, room_writes_ok=not running)
+                any_room=args.any_room)
         finally:
             await server.stop()
 
     try:
-        device = asyncio.run(run())
-    except (MatrixError, devices.ProvisionError) as exc:
-        print(f"cannot add device {args.name}: {getattr(exc, 'msg', exc)}", file=sys.stderr)
+        device = _device_add_live(config, args) if running else asyncio.run(run())
+    except MatrixError as exc:
+        print(f"cannot add device {args.name}: {exc.msg}", file=sys.stderr)
+        return 1
+    except DeviceAddError as exc:
+        print(f"cannot add device {args.name}: {exc}", file=sys.stderr)
         return 1
     host = config.listen_host
     if config.public_baseurl:
         base = config.public_baseurl
     else:  # a wildcard listen address is no address a device can post to
-        host = config.server_name if host in ("0.0.0.0", "::", "") else host
+        host = config.server_name if host in WILDCARD_HOSTS else host
         base = f"http://[{host}]:{config.listen_port}" if ":" in host else \
             f"http://{host}:{config.listen_port}"
     scope = "any room" if not device.room_limited else f"only {device.room_id}"
-    print(f"Device user {device.user_id}, room {device.alias} ({device.room_id}), "
+    print(f"Device user {device.user_id}, room {device.room_alias} ({device.room_id}), "
           f"token for {scope}" + (f"; invited {device.invited_owner}"
                                   if device.invited_owner else ""))
     if running:
-        print("edgehs is running: it may accept the previous token of this device until it "
-              "restarts", file=sys.stderr)
+        print("Provisioned by the running edgehs: the device's previous token, if any, no "
+              "longer works.")
     print("Post a message, and a sensor reading (numbers as strings: no floats in events):")
-    for line in devices.curl_lines(base, device.room_id, device.token):
+    for line in devices.curl_lines(base, device.room_id, device.access_token):
         print(line)
     return 0
 
@@ -195,6 +280,14 @@ def cmd_appservice_new(args: argparse.Namespace) -> int:
         print("List it under app_service_config_files in edgehs.yaml (or run this with -c).")
     print("Restart edgehs to load it.")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edgehs.demo import run_demo
+
+    services = tuple(s.strip() for s in args.services.split(",") if s.strip())
+    return run_demo(Path(args.data_dir), args.listen, args.server_name, services,
+                    args.port_base, args.verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create (or reuse) @device_NAME and its room, issue a new access token "
         "(revoking the previous one) and print the curl lines the device posts with. Readings "
         "go as integers or strings (e.g. {\"value\":\"21.5\",\"unit\":\"C\"}): event "
-        "content is canonical JSON, which refuses floats.")
+        "content is canonical JSON, which refuses floats. While edgehs runs, the running "
+        "server does the work (POST /_edgehs/admin/v1/devices on its listen address), "
+        "authenticated by the secret it writes to DATA_DIR/admin.secret (mode 0600) at "
+        "start: run this as the user edgehs runs as, or pass --admin-token. The old token "
+        "then stops working at once. While edgehs is stopped, the database is written "
+        "directly.")
     add.add_argument("name", metavar="NAME", help="the device, e.g. greenhouse")
     add.add_argument("--room", metavar="ALIAS",
                      help="a local alias or its localpart (default: #NAME:SERVER); created if "
@@ -255,8 +353,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an existing local user to invite with power 50 to read the room")
     add.add_argument("--any-room", action="store_true",
                      help="do not limit the token to the device's room")
+    add.add_argument("--admin-token", metavar="TOKEN",
+                     help="while edgehs runs: a server admin's access token instead of "
+                          "DATA_DIR/admin.secret (note: visible to other local users in the "
+                          "process list)")
     add.add_argument("-c", "--config", required=True)
     add.set_defaults(func=cmd_device_add)
+
+    demo = sub.add_parser(
+        "demo", help="edgehs plus the MIDI, GPIO and camera services on simulated hardware",
+        description="Set up DIR on first run (config with open registration, devices.yaml, "
+        "user demo), start edgehs and the device services, join demo to every device room, "
+        "play a MIDI phrase, write DIR/demo.json. Ctrl-C stops everything.")
+    demo.add_argument("--data-dir", required=True, metavar="DIR")
+    demo.add_argument("--listen", metavar="HOST:PORT",
+                      help="first run: where edgehs listens (default 127.0.0.1:8008)")
+    demo.add_argument("--server-name", metavar="NAME", help="first run (default localhost)")
+    demo.add_argument("--services", default="midi,gpio,camera",
+                      help="device services to start (default midi,gpio,camera)")
+    demo.add_argument("--port-base", type=int, metavar="N",
+                      help="first run: the services listen on N, N+1, N+2 (default: 9101 "
+                           "if free, else free ports)")
+    demo.add_argument("-v", "--verbose", action="store_true",
+                      help="show every log line of the children, not only warnings")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

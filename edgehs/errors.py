@@ -51,6 +51,8 @@ class Codes(StrEnum):
     BAD_STATUS = "M_BAD_STATUS"
     CONNECTION_FAILED = "M_CONNECTION_FAILED"
     CONNECTION_TIMEOUT = "M_CONNECTION_TIMEOUT"
+    # End-to-end encryption (cross-signing).
+    INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
 
 
 class MatrixError(Exception):

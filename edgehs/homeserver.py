@@ -12,17 +12,24 @@ from edgehs.service.appservice.pusher import AppServicePusher
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
+from edgehs.service.cross_signing import CrossSigningService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
+from edgehs.service.keys import KeyService
 from edgehs.service.media import MediaService
 from edgehs.service.messages import MessagesService
 from edgehs.service.notifier import Notifier
 from edgehs.service.outbox import OutboxSender
 from edgehs.service.profile import ProfileService
+from edgehs.service.push import PushService
+from edgehs.service.push_evaluator import PushEvaluator
+from edgehs.service.push_gateway import PusherService, PushGateway
 from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
 from edgehs.service.rooms import RoomService
 from edgehs.service.sync import SyncService
+from edgehs.service.sync_e2ee import E2eeSync
+from edgehs.service.to_device import ToDeviceService
 from edgehs.service.typing import TypingService
 from edgehs.service.users import UserService
 from edgehs.service.visibility import Visibility
@@ -30,11 +37,14 @@ from edgehs.store.account_data import AccountDataStore, FilterStore, ProfileFiel
 from edgehs.store.appservices import AppServiceStore
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
+from edgehs.store.keys import KeyStore
 from edgehs.store.media import MediaFiles, MediaStore
 from edgehs.store.outbox import OutboxStore
+from edgehs.store.push import PushStore
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
+from edgehs.store.to_device import ToDeviceStore
 from edgehs.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -146,10 +156,37 @@ class HomeServer:
         self.events.fanouts.append(self.as_pusher.destinations_for_event)
         self.events.outbox_wake = self.outbox.wake
         self.notifier.add_edu_listener(self.as_pusher.on_edu)
+        # Send-to-Device messaging: device inboxes read by /sync, or the outbox for the users
+        # of a service that receives them by push (helper: e2ee).
+        self.to_device_store = ToDeviceStore(self.db)
+        self.notifier.to_device_position = await self.to_device_store.current_position()
+        self.to_device = ToDeviceService(config.server_name, self.db, self.appservices,
+                                         self.notifier)
+        self.to_device.outbox_wake = self.outbox.wake
+        self.sync.e2ee = E2eeSync(self.to_device_store)
+        # End-to-end encryption keys and cross-signing; device list changes in /sync.
+        self.key_store = KeyStore(self.db)
+        self.keys = KeyService(config.server_name, self.db, self.key_store, self.member_store,
+                               self.events)
+        self.cross_signing = CrossSigningService(self.key_store, self.events)
+        self.sync.e2ee.keys = self.keys
+        # Push: rules evaluated for every event in its transaction, counts in /sync,
+        # /notifications, pushers and delivery to push gateways through the outbox (helper: push).
+        self.push_store = PushStore(self.db)
+        self.push = PushService(self.push_store, self.events, self.event_store,
+                                self.member_store, self.formatter)
+        self.pushers = PusherService(self.db, self.push_store)
+        self.push_gateway = PushGateway(self.pushers, self.push_store, self.event_store,
+                                        self.state_store, self.push.unread_total)
+        self.outbox.register("push", self.push_gateway)
+        self.events.event_rows.append(PushEvaluator(
+            config.server_name, self.event_store, self.push, self.pushers).prepare)
+        self.sync.push = self.push
         await self.outbox.start()
 
     async def stop(self) -> None:
         await self.outbox.stop()
+        await self.push_gateway.close()
         await self.as_pusher.close()
         self.typing.close()
         await self.as_queries.close()

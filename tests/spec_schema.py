@@ -37,6 +37,10 @@ NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"
 # Documentation-only keywords, dropped so that the schemas are plain JSON Schema.
 DOC_KEYS = frozenset({"example", "examples"})
 ERROR_SCHEMA = "api/client-server/definitions/errors/error.yaml"
+# Top-level response keys that the spec's prose adds where the OpenAPI data does not list them:
+# (api file, method, path) -> keys. device_unused_fallback_key_types: "End-to-end encryption,
+# Extensions to /sync" (https://spec.matrix.org/v1.19/client-server-api/#e2e-extensions-to-sync).
+PROSE_KEYS = {("sync", "GET", "/sync"): frozenset({"device_unused_fallback_key_types"})}
 ENV_VAR = "EDGEHS_SPEC_DATA"
 
 
@@ -202,6 +206,8 @@ class MatrixSpec:
                             f"{api_file}.yaml:\n" + "\n".join(errors))
         if strict and 200 <= status < 300 and isinstance(body, dict):
             declared = self.declared_keys(uri)
+            if declared is not None:
+                declared |= PROSE_KEYS.get((api_file, method.upper(), path), frozenset())
             extra = sorted(set(body) - declared) if declared is not None else []
             if extra:
                 raise SpecError(f"{method.upper()} {path} -> {status}: keys {extra} are not "

@@ -8,22 +8,26 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from edgehs.api import admin
 from edgehs.api.client import (
     account,
     account_data,
     appservice,
     appservice_register,
     directory,
+    keys,
     login,
     media,
     messages,
     profile,
+    push,
     receipts,
     relations,
     rooms,
     send,
     sync,
     thirdparty,
+    to_device,
     typing,
     versions,
 )
@@ -85,6 +89,15 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/sync", sync.sync),
     ("POST", "/user/{userId}/filter", sync.create_filter),
     ("GET", "/user/{userId}/filter/{filterId}", sync.get_filter),
+    # Send-to-Device messaging (helper: e2ee)
+    ("PUT", "/sendToDevice/{eventType}/{txnId}", to_device.send_to_device),
+    # End-to-end encryption keys and cross-signing (helper: e2ee)
+    ("POST", "/keys/upload", keys.upload_keys),
+    ("POST", "/keys/query", keys.query_keys),
+    ("POST", "/keys/claim", keys.claim_keys),
+    ("GET", "/keys/changes", keys.key_changes),
+    ("POST", "/keys/device_signing/upload", keys.upload_cross_signing_keys),
+    ("POST", "/keys/signatures/upload", keys.upload_signatures),
     # History: /messages, /context (helper: history)
     ("GET", "/rooms/{roomId}/messages", messages.messages),
     ("GET", "/rooms/{roomId}/context/{eventId}", messages.context),
@@ -106,6 +119,21 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("PUT", "/rooms/{roomId}/typing/{userId}", typing.set_typing),
     ("POST", "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipts.post_receipt),
     ("POST", "/rooms/{roomId}/read_markers", receipts.set_read_markers),
+    # Push notifications: push rules, pushers, /notifications (helper: push)
+    ("GET", "/pushrules/", push.get_push_rules),
+    ("GET", "/pushrules", push.get_push_rules),
+    ("GET", "/pushrules/global/", push.get_global_push_rules),
+    ("GET", "/pushrules/global", push.get_global_push_rules),
+    ("GET", "/pushrules/global/{kind}/{ruleId}", push.get_push_rule),
+    ("PUT", "/pushrules/global/{kind}/{ruleId}", push.put_push_rule),
+    ("DELETE", "/pushrules/global/{kind}/{ruleId}", push.delete_push_rule),
+    ("GET", "/pushrules/global/{kind}/{ruleId}/enabled", push.get_push_rule_enabled),
+    ("PUT", "/pushrules/global/{kind}/{ruleId}/enabled", push.put_push_rule_enabled),
+    ("GET", "/pushrules/global/{kind}/{ruleId}/actions", push.get_push_rule_actions),
+    ("PUT", "/pushrules/global/{kind}/{ruleId}/actions", push.put_push_rule_actions),
+    ("GET", "/pushers", push.get_pushers),
+    ("POST", "/pushers/set", push.set_pusher),
+    ("GET", "/notifications", push.get_notifications),
     # Account data and tags (helper: ephemeral)
     ("GET", "/user/{userId}/account_data/{type}", account_data.get_account_data),
     ("PUT", "/user/{userId}/account_data/{type}", account_data.put_account_data_global),
@@ -161,6 +189,8 @@ OTHER_ROUTES: Sequence[Route] = (
     ("GET", "/.well-known/matrix/client", versions.well_known),
     # The 2015 run-time AS registration, admins only (helper: AS registration)
     ("POST", "/_matrix/appservice/v1/register", appservice_register.register),
+    # edgehs's own admin API: `edgehs device add` while the server runs (helper: AS gaps)
+    ("POST", admin.ADMIN_PREFIX + "/devices", admin.add_device),
 )
 
 

@@ -1,17 +1,19 @@
 """Plain-HTTP devices: a user, a room and a long-lived token for a microcontroller.
 
-``edgehs device add NAME`` calls :func:`provision_device`. The device posts with one curl line in
-the 2015 style (``POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}?access_token=``);
-by default its token may only be used in its own room (``access_tokens.room_id``, enforced by
+``edgehs device add NAME`` provisions through :func:`provision_device`: in the running server
+(``POST /_edgehs/admin/v1/devices``, see ``api/admin.py``), or directly on the database when
+edgehs is stopped. The device posts with one curl line in the 2015 style
+(``POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}?access_token=``); by default its
+token may only be used in its own room (``access_tokens.room_id``, enforced by
 ``Requester.check_room`` in the API layer).
 """
 
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from urllib.parse import quote
 
-from edgehs.errors import MatrixError
+from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.room_versions import get_room_version
 from edgehs.service.rooms import RoomService, validate_alias
 from edgehs.service.users import UserService
@@ -27,21 +29,42 @@ SENSOR_CONTENT: JsonDict = {"value": "21.5", "unit": "C"}
 TEXT_CONTENT: JsonDict = {"msgtype": "m.text", "body": "hello"}
 
 
-class ProvisionError(Exception):
+class ProvisionError(MatrixError):
     """Provisioning cannot go on; the message says what to do instead."""
+
+    def __init__(self, msg: str, status: int = 400, errcode: Codes = Codes.INVALID_PARAM
+                 ) -> None:
+        super().__init__(status, errcode, msg)
 
 
 @dataclass(frozen=True)
 class ProvisionedDevice:
+    """What was provisioned; also the admin endpoint's JSON answer (same keys)."""
+
     user_id: str
     room_id: str
-    alias: str
-    token: str
+    room_alias: str
+    access_token: str
     device_id: str
     room_limited: bool
     created_user: bool
     created_room: bool
     invited_owner: str | None
+
+    def to_json(self) -> JsonDict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: JsonDict) -> "ProvisionedDevice":
+        """The admin endpoint's answer; ValueError if it is not one."""
+        try:
+            device = cls(**{f.name: body[f.name] for f in fields(cls)})
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a provisioned device: {exc}") from exc
+        for key in ("user_id", "room_id", "room_alias", "access_token", "device_id"):
+            if not isinstance(getattr(device, key), str):
+                raise ValueError(f"not a provisioned device: {key} is not a string")
+        return device
 
 
 def device_localpart(name: str) -> str:
@@ -57,13 +80,14 @@ def room_alias(name: str, room: str | None, server_name: str) -> str:
 
 async def provision_device(
     users: UserService, rooms: RoomService, name: str, *, room: str | None = None,
-    owner: str | None = None, any_room: bool = False, room_writes_ok: bool = True,
+    owner: str | None = None, any_room: bool = False,
 ) -> ProvisionedDevice:
-    """Create (or reuse) ``@device_NAME``, its room and a new token (revoking the old one).
+    """Create (or reuse) ``@device_NAME``, its room and a new token, revoking the old one.
 
-    ``room_writes_ok=False`` refuses anything that writes room events (creating or joining the
-    room, inviting the owner): another process must not allocate stream positions while a
-    running server holds them in memory."""
+    Room events are written (room creation, join, invite), so this runs in the process that
+    owns the stream positions: the running server, or the command line while edgehs is
+    stopped. The old token is deleted with the new one's insertion and dropped from this
+    process's token cache (``UserStore.add_device_and_token``): refused from then on."""
     server_name = users.server_name
     localpart = users.validate_localpart(device_localpart(name))
     user_id = users.user_id(localpart)
@@ -72,34 +96,30 @@ async def provision_device(
 
     created_user = False
     if await users.users.get_user(user_id) is None:
-        _need_writes(room_writes_ok, f"put the new user {user_id} into {alias}")
         await users.register(localpart, None)
         created_user = True
 
     invited = None
     found = await rooms.rooms.get_alias(alias)
     if found is None:
-        _need_writes(room_writes_ok, f"create the room {alias}")
         room_id = await _create_room(rooms, user_id, name, alias, owner_id)
         invited = owner_id
     else:
         room_id = found[0]
         membership = await rooms.members.get_membership(room_id, user_id)
         if membership is None or membership[0] != "join":
-            _need_writes(room_writes_ok, f"join {user_id} to {alias}")
             try:
                 await rooms.join(room_id, user_id)
             except MatrixError as exc:
                 raise ProvisionError(
                     f"{user_id} cannot join {alias} ({exc.msg}); invite it from a client "
-                    f"and run this again") from exc
+                    f"and run this again", 403, Codes.FORBIDDEN) from exc
         if owner_id is not None and await _not_in_room(rooms, room_id, owner_id):
-            _need_writes(room_writes_ok, f"invite {owner_id} to {alias}")
             try:
                 await rooms.change_membership(room_id, user_id, owner_id, "invite")
             except MatrixError as exc:
                 raise ProvisionError(f"{user_id} cannot invite {owner_id} into {alias}: "
-                                     f"{exc.msg}") from exc
+                                     f"{exc.msg}", 403, Codes.FORBIDDEN) from exc
             invited = owner_id
 
     token, device_id = await users.login(
@@ -114,21 +134,13 @@ async def _owner(users: UserService, owner: str | None) -> str | None:
         return None
     owner_id = owner if owner.startswith("@") else users.user_id(owner)
     if not users.is_local(owner_id) or await users.users.get_user(owner_id) is None:
-        raise ProvisionError(f"--owner {owner}: no local user {owner_id}")
+        raise ProvisionError(f"owner {owner}: no local user {owner_id}")
     return owner_id
 
 
 async def _not_in_room(rooms: RoomService, room_id: str, user_id: str) -> bool:
     membership = await rooms.members.get_membership(room_id, user_id)
     return membership is None or membership[0] not in ("join", "invite")
-
-
-def _need_writes(ok: bool, what: str) -> None:
-    if not ok:
-        raise ProvisionError(
-            f"edgehs is running, and this would {what}: room events can only be written by the "
-            "running server. Stop it (e.g. systemctl stop edgehs), run this again, start it; "
-            "later runs for the same device (new tokens) work while it runs.")
 
 
 async def _create_room(rooms: RoomService, device: str, name: str, alias: str,

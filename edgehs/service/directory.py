@@ -96,13 +96,33 @@ class DirectoryService:
 
     # --- aliases -----------------------------------------------------------------------------
 
-    async def create_alias(self, user_id: str, alias: str, room_id: str) -> None:
+    def _own_namespace(self, alias: str, user_id: str, appservice_id: str | None) -> bool:
+        """Whether the request acts for an application service with ``alias`` in one of its
+        namespaces: the spec gives it "full control over its namespace".
+        https://spec.matrix.org/v1.19/application-service-api/#server-admin-style-permissions"""
+        if self.as_queries is None:
+            return False
+        service = self.as_queries.registry.acting(user_id, appservice_id)
+        return service is not None and service.owns_alias(alias)
+
+    def _check_claim(self, alias: str, user_id: str, appservice_id: str | None) -> None:
+        """400 M_EXCLUSIVE in another application service's exclusive alias namespace."""
+        if self.as_queries is not None:
+            self.as_queries.registry.check_alias_claim(alias, user_id, appservice_id)
+
+    async def create_alias(self, user_id: str, alias: str, room_id: str,
+                           appservice_id: str | None = None) -> None:
+        """Map ``alias`` to ``room_id``. The user must be joined to the room, except an
+        application service (``appservice_id``: the request carried its as_token) creating an
+        alias of its own namespace; nobody else may create one in an exclusive namespace."""
         validate_alias(alias, self.server_name)
         check_alias_syntax(alias)
         if not room_id.startswith("!"):
             raise MatrixError(400, Codes.INVALID_PARAM, f"{room_id!r} is not a room id")
+        self._check_claim(alias, user_id, appservice_id)
         await self.events.room_version(room_id)  # 404 for unknown rooms
-        await self.visibility.require_joined(room_id, user_id)
+        if not self._own_namespace(alias, user_id, appservice_id):
+            await self.visibility.require_joined(room_id, user_id)
         if not await self.rooms.create_alias(alias, room_id, user_id):
             raise MatrixError(409, Codes.UNKNOWN, f"Room alias {alias} already exists")
 
@@ -119,15 +139,21 @@ class DirectoryService:
         servers = sorted({u.split(":", 1)[1] for u in joined if ":" in u} - {self.server_name})
         return {"room_id": room_id, "servers": [self.server_name, *servers]}
 
-    async def delete_alias(self, user_id: str, alias: str) -> None:
-        """Delete a local alias (its creator, or a moderator of its room); the alias is also
-        taken out of the room's ``m.room.canonical_alias`` when the user may change it."""
+    async def delete_alias(self, user_id: str, alias: str,
+                           appservice_id: str | None = None) -> None:
+        """Delete a local alias (its creator, or a moderator of its room, or an application
+        service whose namespace holds it); the alias is also taken out of the room's
+        ``m.room.canonical_alias`` when the user may change it. An alias in an exclusive
+        namespace is refused to everyone but its service (400 M_EXCLUSIVE), as the spec
+        says and Synapse does, even to the user who created it before the service came."""
         validate_alias(alias, self.server_name)
         found = await self.rooms.get_alias(alias)
         if found is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
         room_id, creator = found
-        if creator != user_id and not await self.can_change_room_list(room_id, user_id):
+        self._check_claim(alias, user_id, appservice_id)
+        if (creator != user_id and not self._own_namespace(alias, user_id, appservice_id)
+                and not await self.can_change_room_list(room_id, user_id)):
             raise MatrixError(403, Codes.FORBIDDEN, "You may not delete this alias")
         await self.rooms.delete_alias(alias)
         await self._drop_from_canonical_alias(room_id, user_id, alias)

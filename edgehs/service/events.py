@@ -8,7 +8,7 @@ Every local event goes through :meth:`EventService.send`:
 3. content hash + signature, event id (reference hash);
 4. the authorization rules (``protocol.event_auth``);
 5. ONE store transaction: the event, its edges, its state group, current state and the
-   membership index;
+   membership index, plus the rows of ``fanouts`` (outbox) and ``event_rows`` (push);
 6. the notifier advances the stream position, waking /sync and the senders.
 """
 
@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 from signedjson.types import SigningKey
@@ -49,6 +49,20 @@ CREATE_KEY = ("m.room.create", "")
 
 # (pdu, room_id) -> outbox destinations that must receive the event.
 Fanout = Callable[[JsonDict, str], Awaitable[list[str]]]
+
+
+class EventRows(Protocol):
+    """Rows another service writes with each event of a batch (push notifications)."""
+
+    @property
+    def destinations(self) -> frozenset[str]: ...  # outbox destinations to wake after commit
+
+    async def write(self, conn: aiosqlite.Connection, event_id: str, pos: int) -> None: ...
+
+
+# (room_id, [(pdu, state before, state after)]) -> rows to write with those events, or None.
+EventRowsHook = Callable[[str, Sequence[tuple[JsonDict, StateMap, StateMap]]],
+                         Awaitable[EventRows | None]]
 
 
 @dataclass
@@ -93,6 +107,8 @@ class EventService:
         # returns outbox destinations, queued in the event's own transaction.
         self.fanouts: list[Fanout] = []
         self.outbox_wake: Callable[[Iterable[str]], None] | None = None
+        # Rows computed before the transaction and written with each event (push rules).
+        self.event_rows: list[EventRowsHook] = []
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         return self._locks.setdefault(room_id, asyncio.Lock())
@@ -248,6 +264,8 @@ class EventService:
             [d for fanout in self.fanouts for d in await fanout(pdu, room_id)]
             for pdu, _, _ in pending
         ]
+        extra_rows = [rows for hook in self.event_rows
+                      if (rows := await hook(room_id, pending)) is not None]
 
         async def run(conn: aiosqlite.Connection) -> tuple[list[int], int]:
             positions = []
@@ -273,6 +291,8 @@ class EventService:
                     )
                 if destinations:
                     await enqueue_event(conn, destinations, pdu["event_id"])
+                for rows in extra_rows:
+                    await rows.write(conn, pdu["event_id"], pos)
                 positions.append(pos)
             if extra is not None:
                 await extra(conn)
@@ -284,7 +304,8 @@ class EventService:
         except Exception:
             self._heads.pop(room_id, None)
             raise
-        woken = {d for ds in deliveries for d in ds}
+        woken = {d for ds in deliveries for d in ds} | {
+            d for rows in extra_rows for d in rows.destinations}
         if woken and self.outbox_wake is not None:
             self.outbox_wake(woken)
         last = pending[-1][0]

@@ -14,13 +14,17 @@ class Notifier:
     def __init__(self, position: int = 0) -> None:
         self.position = position  # the highest committed stream position
         self.typing_serial = 0  # bumped on every typing change (typing lives in memory)
+        self.to_device_position = 0  # the to-device stream (store.to_device), set at start-up
         self._waiters: set[asyncio.Future[None]] = set()
         self._edu_listeners: list[Callable[[str, JsonDict], None]] = []
         self.closing = False
 
-    def notify(self, position: int | None = None, *, typing: bool = False) -> None:
+    def notify(self, position: int | None = None, *, typing: bool = False,
+               to_device: int | None = None) -> None:
         if position is not None and position > self.position:
             self.position = position
+        if to_device is not None and to_device > self.to_device_position:
+            self.to_device_position = to_device
         if typing:
             self.typing_serial += 1
         for fut in self._waiters:

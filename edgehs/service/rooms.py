@@ -50,9 +50,12 @@ class RoomService:
         # Asks application services about unknown aliases and users (set by homeserver.py).
         self.as_queries: AppServiceQueries | None = None
 
-    async def create_room(self, creator: str, body: JsonDict) -> tuple[str, str | None]:
+    async def create_room(self, creator: str, body: JsonDict,
+                          appservice_id: str | None = None) -> tuple[str, str | None]:
         """Create a room as described by a /createRoom body: (room_id, alias or None).
         Everything (events, alias, directory entry) is stored in one transaction, or nothing.
+        ``room_alias_name`` in an application service's exclusive namespace is refused (400
+        M_EXCLUSIVE) unless the request comes from that service (``appservice_id``).
 
         https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom"""
         rv = get_room_version(str(body.get("room_version") or self.default_room_version))
@@ -67,6 +70,8 @@ class RoomService:
         if body.get("room_alias_name") is not None:
             alias = f"#{body['room_alias_name']}:{self.server_name}"
             validate_alias(alias, self.server_name)
+            if self.as_queries is not None:
+                self.as_queries.registry.check_alias_claim(alias, creator, appservice_id)
             if await self.rooms.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, f"Room alias {alias} is already in use")
         invites = [str(u) for u in body.get("invite") or []]

@@ -2,18 +2,22 @@
 
 https://spec.matrix.org/v1.19/client-server-api/#syncing
 
-The token is ``s{stream position}_{typing serial}``: one integer orders events, account data and
-receipts; typing, which lives in memory, has its own small counter.
+The token is ``s{stream position}_{typing serial}_{to-device position}``: one integer orders
+events, account data and receipts; typing, which lives in memory, has its own small counter; the
+to-device stream (``store.to_device``) its own position, left out while it is 0 (so tokens of the
+older two-part form still parse, as "no to-device message acknowledged").
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.filters import SyncFilter
 from edgehs.service.notifier import Notifier
+from edgehs.service.push import PushService
+from edgehs.service.sync_e2ee import E2eeSections, E2eeSync
 from edgehs.service.typing import TypingService
 from edgehs.store.account_data import AccountDataStore, ReceiptRow, ReceiptStore
 from edgehs.store.events import EventStore, StoredEvent
@@ -23,24 +27,27 @@ from edgehs.types import JsonDict, StateMap
 
 STRIPPED_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
                         "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
-COUNTED_TYPES = ("m.room.message", "m.room.encrypted", "m.sticker")
 
 
 @dataclass(frozen=True)
 class SyncToken:
     position: int
     typing: int
+    to_device: int = 0
 
     @classmethod
     def parse(cls, text: str) -> "SyncToken":
         try:
-            pos, typing = text.removeprefix("s").split("_")
-            return cls(int(pos), int(typing))
+            parts = [int(p) for p in text.removeprefix("s").split("_")]
+            if len(parts) not in (2, 3):
+                raise ValueError("a sync token has two or three parts")
+            return cls(*parts)
         except ValueError as exc:
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {text!r}") from exc
 
     def __str__(self) -> str:
-        return f"s{self.position}_{self.typing}"
+        to_device = f"_{self.to_device}" if self.to_device else ""
+        return f"s{self.position}_{self.typing}{to_device}"
 
 
 @dataclass
@@ -50,9 +57,11 @@ class SyncResult:
         default_factory=lambda: {"join": {}, "invite": {}, "leave": {}}
     )
     account_data: list[JsonDict] = field(default_factory=list)
+    e2ee: E2eeSections | None = None  # to-device and encryption sections (service/sync_e2ee)
 
     def is_empty(self) -> bool:
-        return not (any(self.rooms.values()) or self.account_data)
+        return not (any(self.rooms.values()) or self.account_data
+                    or (self.e2ee is not None and not self.e2ee.is_empty()))
 
     def to_json(self) -> JsonDict:
         return {
@@ -63,6 +72,7 @@ class SyncResult:
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
+            **(self.e2ee.to_json() if self.e2ee is not None else {}),
         }
 
 
@@ -80,6 +90,12 @@ class SyncService:
         self.typing = typing
         self.formatter = formatter
         self.notifier = notifier
+        self.e2ee: E2eeSync | None = None  # set by the wiring
+        self.push: PushService | None = None  # unread counts, m.push_rules (set by the wiring)
+
+    def _now(self) -> SyncToken:
+        n = self.notifier
+        return SyncToken(n.position, n.typing_serial, n.to_device_position)
 
     async def sync(self, user_id: str, device_id: str | None, since: SyncToken | None,
                    flt: SyncFilter, timeout_ms: int, full_state: bool = False) -> JsonDict:
@@ -87,14 +103,14 @@ class SyncService:
         if since is not None and since.typing > self.notifier.typing_serial:
             # A token from before a restart: typing (in memory) counts from zero again, so
             # treat every room's typing state as changed once.
-            since = SyncToken(since.position, -1)
+            since = replace(since, typing=-1)
         while True:
-            now = SyncToken(self.notifier.position, self.notifier.typing_serial)
+            now = self._now()
             result = await self._sync_once(user_id, device_id, since, now, flt, full_state)
             remaining = deadline - time.monotonic()
             if since is None or not result.is_empty() or remaining <= 0:
                 return result.to_json()
-            if now != SyncToken(self.notifier.position, self.notifier.typing_serial):
+            if now != self._now():
                 continue  # something happened while we were computing
             if not await self.notifier.wait(remaining):
                 return result.to_json()
@@ -150,6 +166,16 @@ class SyncService:
                 room["account_data"]["events"] = [
                     {"type": t, "content": c} for t, c in items.items()
                 ]
+        if self.push is not None:
+            await self.push.add_to_sync(user_id, result.rooms["join"], result.account_data,
+                                        since is None and flt.account_data_allowed("m.push_rules"))
+        if self.e2ee is not None:
+            result.e2ee = await self.e2ee.sections(
+                user_id, device_id, since_to_device=since.to_device if since else None,
+                now_to_device=now.to_device, since_position=since.position if since else None,
+                now_position=now.position,
+            )
+            result.next_batch = str(replace(now, to_device=result.e2ee.to_device_position))
         return result
 
     @staticmethod
@@ -201,7 +227,6 @@ class SyncService:
                 state_events, user_id, with_room_id=False
             )
         room["ephemeral"]["events"] = ephemeral
-        room["unread_notifications"]["notification_count"] = await self._unread(room_id, user_id)
         return room
 
     async def _state_before_timeline(
@@ -239,17 +264,6 @@ class SyncService:
             if content:
                 out.append({"type": "m.receipt", "content": content})
         return out
-
-    async def _unread(self, room_id: str, user_id: str) -> int:
-        read = await self.receipts.get_read_position(room_id, user_id)
-        after = 0
-        if read is not None:
-            ev = await self.events.get_event(read)
-            after = ev.stream_ordering if ev else 0
-        recent = await self.events.get_room_events(
-            room_id, after=after, limit=100, backwards=True, types=COUNTED_TYPES
-        )
-        return sum(1 for e in recent if e.pdu["sender"] != user_id)
 
     async def _invited_room(self, invite_event_id: str) -> JsonDict:
         invite = await self.events.get_event(invite_event_id)

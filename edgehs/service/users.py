@@ -14,7 +14,11 @@ import nacl.pwhash
 from edgehs.errors import Codes, MatrixError
 from edgehs.store.users import TokenInfo, UserStore
 
-LOCALPART_RE = re.compile(r"^[a-z0-9._=\-/+]+$")
+LOCALPART_RE = re.compile(r"[a-z0-9._=\-/+]+")
+# The spec's historical grammar (``extended_user_id_char``: printable ASCII but ':'), which
+# servers must accept and application services may register (mautrix-go's mixed-case senders):
+# https://spec.matrix.org/v1.19/appendices/#historical-user-ids
+HISTORICAL_LOCALPART_RE = re.compile(r"[!-9;-~]+")
 MAX_USER_ID_LENGTH = 255
 # argon2id with a small memory cost: a Pi must not swap for a login.
 PWHASH_OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
@@ -48,8 +52,15 @@ class UserService:
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
-    def validate_localpart(self, localpart: str) -> str:
-        if not localpart or not LOCALPART_RE.match(localpart):
+    def validate_localpart(self, localpart: str, *, historical: bool = False) -> str:
+        """``localpart`` if it fits the user id grammar (the historical one with
+        ``historical``, for application services' users), else 400 M_INVALID_USERNAME."""
+        if historical:
+            if not HISTORICAL_LOCALPART_RE.fullmatch(localpart):
+                raise MatrixError(400, Codes.INVALID_USERNAME,
+                                  "User names may only contain printable ASCII characters "
+                                  "other than ':'")
+        elif not LOCALPART_RE.fullmatch(localpart):
             raise MatrixError(400, Codes.INVALID_USERNAME,
                               "User names may only contain a-z, 0-9, and . _ = - / +")
         if len(self.user_id(localpart)) > MAX_USER_ID_LENGTH:
@@ -65,12 +76,13 @@ class UserService:
 
     async def register(
         self, localpart: str | None, password: str | None, *, admin: bool = False,
-        appservice_id: str | None = None,
+        appservice_id: str | None = None, historical: bool = False,
     ) -> str:
-        """Create the account; returns the user id. M_USER_IN_USE if taken."""
+        """Create the account; returns the user id. M_USER_IN_USE if taken. ``historical``
+        allows the historical grammar (application services' users)."""
         if localpart is None:
             localpart = await self._free_numeric_localpart()
-        localpart = self.validate_localpart(localpart)
+        localpart = self.validate_localpart(localpart, historical=historical)
         user_id = self.user_id(localpart)
         pw_hash = None
         if password is not None:

@@ -7,6 +7,7 @@ STREAM_TABLES = (
     ("events", "stream_ordering"),
     ("account_data", "stream_id"),
     ("receipts", "stream_id"),
+    ("device_list_changes", "stream_id"),
 )
 
 

@@ -22,7 +22,7 @@ async def put_alias(request: web.Request) -> web.Response:
     room_id = require(body, "room_id", str)
     who.check_room(room_id)
     await hs(request).directory.create_alias(who.user_id, request.match_info["roomAlias"],
-                                             room_id)
+                                             room_id, who.appservice_id)
     return web.json_response({})
 
 
@@ -36,7 +36,8 @@ async def get_alias(request: web.Request) -> web.Response:
 async def delete_alias(request: web.Request) -> web.Response:
     """DELETE /directory/room/{roomAlias} — https://spec.matrix.org/v1.19/client-server-api/#delete_matrixclientv3directoryroomroomalias"""
     who = await requester(request)
-    await hs(request).directory.delete_alias(who.user_id, request.match_info["roomAlias"])
+    await hs(request).directory.delete_alias(who.user_id, request.match_info["roomAlias"],
+                                             who.appservice_id)
     return web.json_response({})
 
 

@@ -27,7 +27,9 @@ async def get_login_flows(request: web.Request) -> web.Response:
     return web.json_response({"flows": [{"type": "m.login.password"}, {"type": AS_LOGIN_TYPE}]})
 
 
-def _login_user(body: JsonDict, server_name: str) -> str:
+def _login_user(body: JsonDict, server_name: str, *, lower: bool = True) -> str:
+    """The user id a login names. Password logins are case-insensitive (user ids are lower
+    case); application services' users may have historical mixed-case ids, kept as given."""
     identifier = body.get("identifier")
     user: object = None
     if identifier is not None:
@@ -42,7 +44,8 @@ def _login_user(body: JsonDict, server_name: str) -> str:
         raise MatrixError(400, Codes.MISSING_PARAM, "Missing identifier.user")
     if not isinstance(user, str):
         raise MatrixError(400, Codes.BAD_JSON, "identifier.user must be a string")
-    user = user.lower()
+    if lower:
+        user = user.lower()
     return user if user.startswith("@") else f"@{user}:{server_name}"
 
 
@@ -68,7 +71,7 @@ async def login(request: web.Request) -> web.Response:
         service = _appservice(request)
         if service.rate_limited:
             server.rc_login.check(request.remote or "")
-        user_id = _login_user(body, server.config.server_name)
+        user_id = _login_user(body, server.config.server_name, lower=False)
         if not service.owns_user(user_id):
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"{user_id} is not in the application service's namespace")
@@ -125,19 +128,22 @@ def _check_not_exclusive(server: HomeServer, user_id: str,
 async def _register_for_appservice(request: web.Request, server: HomeServer,
                                    body: JsonDict) -> str:
     """``m.login.application_service``: a user of the service's namespace, no password, even
-    when open registration is off.
-    https://spec.matrix.org/v1.19/application-service-api/#server-admin-style-permissions"""
+    when open registration is off. The localpart may use the historical grammar (printable
+    ASCII but ':', e.g. mautrix-go's mixed-case ids), which servers must accept; ordinary
+    registration keeps the strict one.
+    https://spec.matrix.org/v1.19/application-service-api/#server-admin-style-permissions
+    https://spec.matrix.org/v1.19/appendices/#historical-user-ids"""
     service = _appservice(request)
     username = field(body, "username", str, required=True)
     assert username is not None
-    localpart = server.users.validate_localpart(username)
+    localpart = server.users.validate_localpart(username, historical=True)
     user_id = server.users.user_id(localpart)
     if not service.owns_user(user_id):
         raise MatrixError(400, Codes.EXCLUSIVE,
                           f"{user_id} is not in the application service's user namespaces")
     _check_not_exclusive(server, user_id, service)
     owner = service.id if service.exclusive_user(user_id) else None
-    return await server.users.register(localpart, None, appservice_id=owner)
+    return await server.users.register(localpart, None, appservice_id=owner, historical=True)
 
 
 async def register(request: web.Request) -> web.Response:

@@ -42,7 +42,8 @@ async def create_room(request: web.Request) -> web.Response:
         raise MatrixError(403, Codes.FORBIDDEN, "This token may only be used in one room")
     body = await json_body(request)
     _check_create_body(body)
-    room_id, _alias = await hs(request).rooms.create_room(who.user_id, body)
+    room_id, _alias = await hs(request).rooms.create_room(who.user_id, body,
+                                                          who.appservice_id)
     return web.json_response({"room_id": room_id})
 
 

@@ -22,7 +22,8 @@ async def sync(request: web.Request) -> web.Response:
     server = hs(request)
     since_raw = request.query.get("since")
     since = SyncToken.parse(since_raw) if since_raw else None
-    if since is not None and since.position > server.notifier.position:
+    if since is not None and (since.position > server.notifier.position
+                              or since.to_device > server.notifier.to_device_position):
         raise MatrixError(400, Codes.INVALID_PARAM, "The since token is from the future")
     timeout = query_int(request, "timeout", 0, maximum=server.config.max_sync_timeout_ms)
     raw_filter = request.query.get("filter")

@@ -135,7 +135,10 @@ class AppServicePusher:
             body["ephemeral"] = ephemeral
         to_device = [r.payload for r in rows if r.kind == "to_device" and r.payload]
         if to_device:
+            # The spec (v1.19) has no field for them yet: MSC2409's name, which Synapse sends,
+            # and the unprefixed one, which mautrix-python reads first.
             body["to_device"] = to_device
+            body["de.sorunome.msc2409.to_device"] = to_device
         await self._put(service, txn_id, body)
 
     def _client(self) -> aiohttp.ClientSession:

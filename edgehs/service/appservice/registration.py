@@ -28,15 +28,13 @@ import yaml
 from edgehs.config import ConfigError
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.appservice.registry import AppService, AppServiceRegistry, Namespace
+from edgehs.service.users import HISTORICAL_LOCALPART_RE
 from edgehs.store.appservices import AppServiceStore
 from edgehs.store.users import UserStore
 from edgehs.types import JsonDict
 
 log = logging.getLogger(__name__)
 
-# The spec's historical user id grammar (printable ASCII but ':'); mautrix-go bridges write
-# random mixed-case sender localparts, which Synapse accepts.
-HISTORICAL_LOCALPART_RE = re.compile(r"^[!-9;-~]+$")
 MAX_USER_ID_LENGTH = 255
 NAMESPACE_KINDS = ("users", "aliases", "rooms")
 EPHEMERAL_ALIAS = "de.sorunome.msc2409.push_ephemeral"
@@ -154,8 +152,10 @@ def parse_registration(raw: object, where: str, server_name: str) -> AppService:
     hs_token = _token(raw, "hs_token", where)
     if as_token == hs_token:
         raise RegistrationError(where, "hs_token", "must differ from as_token")
+    # The historical user id grammar (printable ASCII but ':'): mautrix-go bridges write random
+    # mixed-case sender localparts, which Synapse accepts.
     localpart = raw.get("sender_localpart")
-    if not isinstance(localpart, str) or not HISTORICAL_LOCALPART_RE.match(localpart):
+    if not isinstance(localpart, str) or not HISTORICAL_LOCALPART_RE.fullmatch(localpart):
         raise RegistrationError(where, "sender_localpart",
                                 f"must be a user id localpart (printable ASCII, no ':' or "
                                 f"spaces), not {localpart!r}")
@@ -250,7 +250,21 @@ class AppServiceRegistrations:
                 continue
             registry.add(service)
         self.registry = registry
+        await self.ensure_senders(registry.all())
         return registry
+
+    async def ensure_senders(self, services: Iterable[AppService]) -> None:
+        """Create each service's sender user (``@sender_localpart``) if it does not exist, so
+        the service can act as it at once: its profile answers, it can join and create rooms.
+        Only the users table is written (no room events), so a command-line process may do it
+        too. https://spec.matrix.org/v1.19/application-service-api/#registration"""
+        for service in services:
+            if await self.users.get_user(service.sender) is not None:
+                continue
+            if await self.users.create_user(service.sender, None, False, int(time.time() * 1000),
+                                            service.sender_localpart, service.id):
+                log.info("created %s, the sender of application service %r", service.sender,
+                         service.id)
 
     async def require_admin(self, user_id: str) -> None:
         user = await self.users.get_user(user_id)
@@ -284,6 +298,7 @@ class AppServiceRegistrations:
             service = replace(service, source=DATABASE)
             await self.store.save(service.id, service.as_token, raw, int(time.time() * 1000))
             self.registry.add(service)
+            await self.ensure_senders([service])
         log.info("application service %r registered at run time (url %s)", service.id,
                  service.url)
         return service

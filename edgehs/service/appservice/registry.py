@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from edgehs.errors import Codes, MatrixError
+
 
 @dataclass(frozen=True)
 class Namespace:
@@ -93,6 +95,26 @@ class AppServiceRegistry:
 
     def exclusive_alias_owner(self, alias: str) -> AppService | None:
         return next((s for s in self._by_id.values() if s.exclusive_alias(alias)), None)
+
+    def acting(self, user_id: str, appservice_id: str | None) -> AppService | None:
+        """The service a request acts for: the one whose ``as_token`` it carries
+        (``appservice_id``, also when it masquerades as one of its users), or the one whose
+        sender user it comes from with an access token of its own (as Synapse counts it)."""
+        if appservice_id is not None:
+            return self._by_id.get(appservice_id)
+        return next((s for s in self._by_id.values() if s.sender == user_id), None)
+
+    def check_alias_claim(self, alias: str, user_id: str, appservice_id: str | None) -> None:
+        """400 M_EXCLUSIVE when ``alias`` lies in the exclusive alias namespace of a service
+        the request does not act for (see :meth:`acting`).
+
+        "An exclusive namespace prevents humans and other application services from
+        creating/deleting entities in that namespace" (spec, Registration).
+        https://spec.matrix.org/v1.19/application-service-api/#registration"""
+        owner = self.exclusive_alias_owner(alias)
+        if owner is not None and owner is not self.acting(user_id, appservice_id):
+            raise MatrixError(400, Codes.EXCLUSIVE,
+                              f"{alias} is reserved by an application service")
 
     def alias_owners(self, alias: str) -> list[AppService]:
         return [s for s in self._by_id.values() if s.owns_alias(alias) and s.url]
