@@ -14,16 +14,19 @@ $(BIN)/edgehs: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-$(DATA)/edgehs.yaml: | $(BIN)/edgehs
-	$(BIN)/edgehs generate-config --server-name $(SERVER_NAME) --data-dir $(DATA) \
-		--listen $(LISTEN) --enable-registration
-
 # edgehs with the MIDI, GPIO and camera services on simulated hardware (edgehs/demo.py);
 # DATA/edgehs.yaml, devices.yaml and the user demo are made on the first run.
 run: $(BIN)/edgehs
 	$(BIN)/edgehs demo --data-dir $(DATA) --listen $(LISTEN) --server-name $(SERVER_NAME)
 
-test: $(BIN)/edgehs
+# The JavaScript clients of tests/integration/test_{e2ee_js,browser_client}.py (matrix-js-sdk,
+# Hydrogen, playwright-core), from the npm registry as locked; skipped where npm is missing.
+NPM := $(shell command -v npm 2>/dev/null)
+tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(BIN)/edgehs $(if $(NPM),tests/js/node_modules/.package-lock.json)
 	$(BIN)/ruff check edgehs devices tests bench
 	$(BIN)/mypy edgehs
 	$(BIN)/pytest -q
