@@ -3,7 +3,7 @@
 Plain helpers (make_config, User, ...) live in support.py: ``from support import ...``.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,21 @@ from support import User, make_config
 
 from edgehs.app import init_app
 from edgehs.config import Config
+from edgehs.store.db import Database
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return make_config(tmp_path / "data")
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """An open Database on a fresh SQLite file, every migration applied (store unit tests)."""
+    database = Database(tmp_path / "edgehs.db")
+    await database.open()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@
 conftest.py, so ``import conftest`` gives whichever one pytest imported last.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,15 @@ async def get_sync(client: TestClient, user: Any, since: str | None = None,
 async def count(client: TestClient, table: str) -> int:
     from edgehs.api.keys import HS_KEY
     return int(await client.app[HS_KEY].db.fetchval(f"SELECT COUNT(*) FROM {table}"))
+
+
+def write_fifo(path: Path, data: bytes, *, nonblock: bool = False) -> None:
+    """What a MIDI source does: open the FIFO for writing, write everything, close. The open
+    waits for a reader unless ``nonblock`` (then it fails with ENXIO when there is none)."""
+    fd = os.open(path, os.O_WRONLY | (os.O_NONBLOCK if nonblock else 0))
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

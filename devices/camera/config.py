@@ -38,7 +38,6 @@ SOURCE_KEYS = {
     "file": ("kind", "path", "width", "height", "fps", "loop"),
 }
 MOTION_KEYS = ("enabled", "threshold", "pixel_delta", "min_interval", "sample_fps", "image")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.=-]{0,63}$")
 INTERFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$")
 ICE_URL_RE = re.compile(r"^(stun|stuns|turn|turns):[^\s]+$")
 INPUT_FORMAT_RE = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -74,10 +73,7 @@ def parse_cameras(section: Section) -> list[CameraConfig]:
 
 def parse_camera(item: Section) -> CameraConfig:
     item.check_keys(CAMERA_KEYS)
-    name = item.str("name")
-    if not NAME_RE.match(name):
-        raise item.error("name", f"must be lower-case letters, digits and _.=- (it becomes "
-                                 f"@camera_{{name}}), not {name!r}")
+    name = item.device_name("camera")
     source = parse_source(item.section("source", default_empty=True))
     hosts = item.str_list("ice_hosts", [])
     for i, host in enumerate(hosts):

@@ -24,6 +24,8 @@ COMMON_KEYS = ("homeserver", "owners", "actuate_power")
 HOMESERVER_KEYS = ("url", "server_name")
 APPSERVICE_KEYS = ("id", "listen", "url", "as_token", "hs_token", "registration")
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9]*$")
+# A device name is part of its virtual user and room alias: @<service>_<name>, #<service>_<name>.
+DEVICE_NAME_CHARS = "[a-z0-9][a-z0-9_.=-]"
 USER_ID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
@@ -98,6 +100,17 @@ class Section:
                 raise self.error(key, "is required")
             return default
         return value
+
+    def device_name(self, service: builtins.str, max_length: builtins.int = 64,
+                    key: builtins.str = "name") -> builtins.str:
+        """``key``: a name that becomes part of ``@<service>_<name>`` (lower-case letters,
+        digits and ``_.=-``, at most ``max_length`` characters)."""
+        name = self.str(key)
+        if not re.fullmatch(DEVICE_NAME_CHARS + f"{{0,{max_length - 1}}}", name):
+            raise self.error(key, f"must be lower-case letters, digits and _.=- (it becomes "
+                                  f"@{service}_{{name}}), at most {max_length} characters, "
+                                  f"not {name!r}")
+        return name
 
     def str(self, key: builtins.str, default: Any = MISSING, *,
             allow_empty: bool = False) -> builtins.str:

@@ -40,7 +40,6 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "PWMLED": ("pin", "active_high", "initial_value", "frequency"),
     "PWMOutputDevice": ("pin", "active_high", "initial_value", "frequency"),
 }
-BOARD_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.=-]{0,31}$")
 DEVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PIN_NUMBER_RE = re.compile(r"^(?:GPIO|BCM)?(\d{1,2})$", re.IGNORECASE)
 PIN_NAME_RE = re.compile(r"^(?:BOARD\d{1,2}|[A-Z][A-Z0-9]*:\d{1,3})$", re.IGNORECASE)
@@ -229,10 +228,7 @@ def parse_device(sect: Section, board: str, factory: str) -> DeviceSpec:
 
 def parse_board(sect: Section, default_factory: str) -> BoardSpec:
     sect.check_keys(BOARD_KEYS)
-    name = sect.str("name")
-    if not BOARD_NAME_RE.match(name):
-        raise sect.error("name", f"must be lower-case letters, digits, '_', '.', '=' or '-' "
-                                 f"(at most 32; it is part of @gpio_NAME), not {name!r}")
+    name = sect.device_name("gpio", max_length=32)
     factory = sect.choice("pin_factory", FACTORIES, default_factory)
     devices: list[DeviceSpec] = []
     names: dict[str, str] = {}

@@ -18,7 +18,6 @@ Input/output keys: ``path`` for fifo, file, rawmidi and serial; ``baud`` for ser
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from devices.midi.mapping import ALL_KINDS, DEFAULT_FORWARD
 PORT_KEYS = ("name", "input", "output", "batch_window_ms", "max_batch", "forward")
 INPUT_KINDS = ("fifo", "rawmidi", "serial", "alsa", "none")
 OUTPUT_KINDS = ("fifo", "file", "rawmidi", "serial", "alsa", "none")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.=-]{0,63}$")
 DEFAULT_WINDOW_MS = 20
 DEFAULT_MAX_BATCH = 500
 MAX_BATCH_LIMIT = 5000  # the batcher also cuts an event at 48 KB of JSON
@@ -77,10 +75,7 @@ def _endpoint(port: Section, key: str, kinds: tuple[str, ...]) -> Endpoint:
 
 def parse_port(sect: Section) -> PortConfig:
     sect.check_keys(PORT_KEYS)
-    name = sect.str("name")
-    if not NAME_RE.match(name):
-        raise sect.error("name", f"must be lowercase letters, digits, - _ . = (it becomes "
-                                 f"@midi_{{name}}), at most 64 characters, not {name!r}")
+    name = sect.device_name("midi")
     forward = tuple(sect.str_list("forward", list(DEFAULT_FORWARD)))
     for i, kind in enumerate(forward):
         if kind not in ALL_KINDS:

@@ -121,11 +121,7 @@ class FdInput:
         self._warned = False
 
     def start(self) -> None:
-        if self.ep.kind == "fifo":
-            ensure_fifo(self.path)
-        reason = missing_library(self.ep.kind)
-        if reason:
-            raise DriverError(reason)
+        _prepare(self.ep)
         self._open()
 
     def _open(self) -> None:
@@ -184,14 +180,8 @@ class FdInput:
         if self._fd is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(self._fd)
-            if self._serial is not None:
-                with contextlib.suppress(Exception):
-                    self._serial.close()
-                self._serial = None
-            else:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
-            self._fd = None
+            _release(self._fd, self._serial)
+            self._fd = self._serial = None
 
     def close(self) -> None:
         self._closed = True
@@ -216,11 +206,7 @@ class FdOutput:
 
     def start(self) -> None:
         """Open it; a missing rawmidi device or serial port is retried at the next send."""
-        if self.ep.kind == "fifo":
-            ensure_fifo(self.path)
-        reason = missing_library(self.ep.kind)
-        if reason:
-            raise DriverError(reason)
+        _prepare(self.ep)
         try:
             self._open()
         except DriverError as exc:
@@ -296,14 +282,29 @@ class FdOutput:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_writer(self._fd)
             self._writer = False
-        if self._serial is not None:
-            with contextlib.suppress(Exception):
-                self._serial.close()
-            self._serial = None
-        else:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-        self._fd = None
+        _release(self._fd, self._serial)
+        self._fd = self._serial = None
+
+
+def _prepare(ep: Endpoint) -> None:
+    """Before a port's first open: create its FIFO, or refuse a kind whose library is missing."""
+    assert ep.path is not None
+    if ep.kind == "fifo":
+        ensure_fifo(ep.path)
+    reason = missing_library(ep.kind)
+    if reason:
+        raise DriverError(reason)
+
+
+def _release(fd: int, serial: Any) -> None:
+    """Close a port's serial object (which owns ``fd``) or else the file descriptor itself;
+    errors are ignored (the device may already be gone)."""
+    if serial is not None:
+        with contextlib.suppress(Exception):
+            serial.close()
+    else:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _alsa_backend() -> Any:

@@ -3,7 +3,6 @@ process with a FIFO as its MIDI input and a file as its MIDI output, members ove
 """
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from devices_support import (
     q,
     run_module,
 )
+from support import write_fifo
 
 from devices.midi.smf import read_file
 
@@ -49,17 +49,6 @@ def use_file_output(devices: DevicesSetup, **port: Any) -> Path:
         section["ports"][0].update(port)
     devices.update("midi", change)
     return out
-
-
-def write_fifo(path: Path, data: bytes) -> None:
-    """A MIDI source: open the service's input FIFO, write everything, close."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
 
 
 def midi_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

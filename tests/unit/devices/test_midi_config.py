@@ -69,7 +69,7 @@ def test_every_kind_and_default(tmp_path: Path) -> None:
      "devices.yaml: midi.ports[0].max_batch: must be an integer, not str 'many'"),
     ({"ports": [port(forward=["note", "noise"])]},
      "devices.yaml: midi.ports[0].forward[1]: must be one of note, control_change"),
-    ({"ports": [port(name="Big Keys")]}, "devices.yaml: midi.ports[0].name: must be lowercase"),
+    ({"ports": [port(name="Big Keys")]}, "devices.yaml: midi.ports[0].name: must be lower-case"),
     ({"ports": [port(), port()]},
      "devices.yaml: midi.ports[1].name: 'keys' is already the name of ports[0]"),
     ({"ports": [port(colour="red")]},

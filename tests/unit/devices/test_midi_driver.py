@@ -9,6 +9,7 @@ from typing import Any
 
 import mido
 import pytest
+from support import write_fifo
 
 from devices.midi.config import Endpoint, PortConfig
 from devices.midi.device import MidiClock, Port
@@ -26,17 +27,6 @@ async def until(check: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.005)
 
 
-def write_fifo(path: Path, data: bytes) -> None:
-    """What a test (or a MIDI source) does: open the FIFO, write, close."""
-    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
 async def test_fifo_input_survives_writers_coming_and_going(tmp_path: Path) -> None:
     got = bytearray()
     path = tmp_path / "in.fifo"
@@ -44,9 +34,10 @@ async def test_fifo_input_survives_writers_coming_and_going(tmp_path: Path) -> N
     assert driver is not None
     try:
         assert path.is_fifo()
-        write_fifo(path, b"\x90\x3c\x64")
+        write_fifo(path, b"\x90\x3c\x64", nonblock=True)
         await until(lambda: len(got) == 3, "first write")
-        write_fifo(path, b"\x3e\x5a")  # a second writer after the first closed (no EOF loop)
+        # A second writer after the first closed (no EOF loop).
+        write_fifo(path, b"\x3e\x5a", nonblock=True)
         await until(lambda: len(got) == 5, "second write")
         assert bytes(got) == b"\x90\x3c\x64\x3e\x5a"
     finally:
@@ -104,7 +95,7 @@ async def test_rawmidi_device_missing_then_appearing_then_going_away(
         write_fifo_retry = 0
         while True:
             try:
-                write_fifo(path, b"\xb0\x07\x64")
+                write_fifo(path, b"\xb0\x07\x64", nonblock=True)
                 break
             except OSError:
                 write_fifo_retry += 1
@@ -144,8 +135,8 @@ async def test_port_fifo_to_events_in_order(tmp_path: Path, window: int) -> None
             data += bytes([i % 128, 1 + i % 127])
             if i % 100 == 0:
                 data += b"\xf8"  # clock, not forwarded by default
-        write_fifo(tmp_path / "in.fifo", bytes(data[:3001]))
-        write_fifo(tmp_path / "in.fifo", bytes(data[3001:]))
+        write_fifo(tmp_path / "in.fifo", bytes(data[:3001]), nonblock=True)
+        write_fifo(tmp_path / "in.fifo", bytes(data[3001:]), nonblock=True)
         await until(lambda: len(contents(intent)) == 2000, "2000 notes as events")
         got = contents(intent)
         assert [(c["note"], c["velocity"]) for c in got] == [

@@ -2,7 +2,6 @@
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,6 @@ import pytest
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore, insert_event, set_forward_extremities
 from edgehs.store.users import UserStore
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edgehs.db")
-    await database.open()
-    yield database
-    await database.close()
 
 
 class Boom(Exception):

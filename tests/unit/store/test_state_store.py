@@ -1,11 +1,8 @@
 """StateStore: delta-encoded state groups, chain cuts, current state, the membership index."""
 
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiosqlite
-import pytest
 
 from edgehs.store.db import Database
 from edgehs.store.events import insert_event
@@ -13,14 +10,6 @@ from edgehs.store.state import MAX_CHAIN, StateStore
 from edgehs.types import StateKey, StateMap
 
 ROOM = "!r:x"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edgehs.db")
-    await database.open()
-    yield database
-    await database.close()
 
 
 async def add_group(db: Database, store: StateStore, parent: int | None,
