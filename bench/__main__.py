@@ -1,4 +1,4 @@
-"""``python -m bench [--only edgehs|synapse] [--quick] [--no-write] [--midi]``.
+"""``python -m bench [--only edgehs|synapse] [--quick] [--no-write] [--midi | --devices]``.
 
 Measures edgehs, then Synapse, one at a time on fresh data dirs, prints the comparison table
 and writes it to bench/RESULTS.md. Exit code 0 when every selected server was measured.
@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import edgehs, midi, report, synapse
+from bench import devices, e2ee, edgehs, midi, report, sliding_sync, synapse
 from bench.model import FULL, QUICK, Params, ServerResult
 from bench.runner import Target, log, run_server
 
@@ -50,6 +50,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--midi", action="store_true",
         help="run only the MIDI device scenario (edgehs only: Synapse has no equivalent)",
     )
+    parser.add_argument(
+        "--devices", action="store_true",
+        help="run only the device processes' memory scenario (edgehs and its device services)",
+    )
+    parser.add_argument(
+        "--sliding-sync", action="store_true",
+        help="run only the simplified sliding sync (MSC4186) scenario, on both servers",
+    )
+    parser.add_argument(
+        "--e2ee", action="store_true",
+        help="run only the E2EE scenario (/keys/query and to-device latency), on both servers",
+    )
     return parser.parse_args(argv)
 
 
@@ -82,6 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.midi:
             command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
             return midi.main(WORK, args.quick, not args.no_write, command)
+        if args.devices:
+            command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+            return devices.main(WORK, not args.no_write, command)
+        if args.sliding_sync:
+            command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+            return sliding_sync.main(WORK, args.quick, not args.no_write, command, args.only)
+        if args.e2ee:
+            command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+            return e2ee.main(selected, WORK, args.quick, not args.no_write, command,
+                             BENCH_DIR / "RESULTS.md")
         try:
             results = asyncio.run(_run(selected, params))
         except KeyboardInterrupt:

@@ -306,13 +306,14 @@ def table(metrics: dict[str, float], params: MidiParams, command: str) -> str:
     return "\n".join(rows)
 
 
-def write_results(path: Path, body: str) -> None:
-    """Replace (or append) the MIDI section of RESULTS.md; the rest is kept."""
-    block = f"{BEGIN}\n{body}\n{END}"
+def write_results(path: Path, body: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace (or append) the section between ``begin`` and ``end`` (the MIDI section by
+    default) of RESULTS.md; the rest is kept."""
+    block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, _, tail = text.partition(BEGIN)
-        text = head + block + tail.partition(END)[2]
+    if begin in text and end in text:
+        head, _, tail = text.partition(begin)
+        text = head + block + tail.partition(end)[2]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
