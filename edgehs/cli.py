@@ -239,6 +239,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 def cmd_appservice_new(args: argparse.Namespace) -> int:
     """Write a registration file; with -c, list it in the config (by editing its text)."""
     from edgehs.service.appservice import registration as reg
+    from edgehs.service.appservice import registration_files as reg_files
 
     if not re.fullmatch(r"[A-Za-z0-9._-]+", args.id):
         print(f"ID must be letters, digits, '.', '_' or '-', not {args.id!r}", file=sys.stderr)
@@ -247,7 +248,7 @@ def cmd_appservice_new(args: argparse.Namespace) -> int:
     config = load_config(config_path) if config_path else None
     out = Path(args.out) if args.out else (
         config.data_dir / "appservices" if config else Path.cwd()) / f"{args.id}.yaml"
-    raw = reg.new_registration(
+    raw = reg_files.new_registration(
         args.id, args.url, args.users, args.aliases, args.rooms,
         args.sender_localpart or args.id.lower(), args.exclusive, args.receive_ephemeral,
     )
@@ -263,11 +264,12 @@ def cmd_appservice_new(args: argparse.Namespace) -> int:
         data_dir = config.data_dir.resolve()
         entry = str(absolute.relative_to(data_dir) if absolute.is_relative_to(data_dir)
                     else absolute)
-        new_config = reg.add_config_file_entry(config_path.read_text(), entry, str(config_path))
+        new_config = reg_files.add_config_file_entry(config_path.read_text(), entry,
+                                                     str(config_path))
     out.parent.mkdir(parents=True, exist_ok=True)
     with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fd:
         os.fchmod(fd.fileno(), 0o600)
-        fd.write(reg.render_registration(raw))
+        fd.write(reg_files.render_registration(raw))
     print(f"Wrote {out} (mode 0600: as_token and hs_token are secrets; give the application "
           f"service the same values)")
     if new_config is not None and config_path is not None:

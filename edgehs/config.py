@@ -52,6 +52,19 @@ OPTIONS: dict[str, tuple[Any, str]] = {
         "Token buckets per user (per IP for login and registration).",
     ),
     "log_level": ("INFO", "DEBUG, INFO, WARNING or ERROR."),
+    "presence_enabled": (
+        True,
+        "Track and share presence (online/idle/offline). Kept in memory; only explicit status "
+        "changes are written to disk. When false, PUT presence is accepted and ignored and GET "
+        "answers offline (as Synapse does).",
+    ),
+    "turn_uris": ([], "TURN URIs handed to VoIP clients, e.g. turn:turn.example.org:3478?"
+                      "transport=udp. Empty: GET /voip/turnServer answers {} (see docs/calls.md)."),
+    "turn_shared_secret": (None, "coturn's static-auth-secret (use-auth-secret): "
+                                 "time-limited TURN credentials are derived from it."),
+    "turn_username": (None, "Static TURN username, used when no turn_shared_secret is set."),
+    "turn_password": (None, "Static TURN password, used when no turn_shared_secret is set."),
+    "turn_user_lifetime": ("1d", "How long TURN credentials stay valid (e.g. 1h, 1d, or ms)."),
     "app_service_config_files": (
         [],
         "Application service registration files (Synapse format), read at start-up. Relative "
@@ -82,6 +95,12 @@ class Config:
     rc_registration: RateLimit
     log_level: str
     app_service_config_files: list[Path] = field(default_factory=list)
+    presence_enabled: bool = True
+    turn_uris: tuple[str, ...] = ()
+    turn_shared_secret: str | None = None
+    turn_username: str | None = None
+    turn_password: str | None = None
+    turn_user_lifetime_ms: int = 86_400_000
 
     @property
     def base_url(self) -> str:
@@ -110,6 +129,26 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w|y)?\s*$")
+DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
+               "w": 604_800_000, "y": 31_536_000_000}
+
+
+def parse_duration(value: Any, key: str, where: str) -> int:
+    """Milliseconds from an int (ms) or a string such as 30s, 1h, 1d (Synapse's format)."""
+    m = DURATION_RE.match(str(value)) if not isinstance(value, bool) else None
+    if m is None or int(m.group(1)) <= 0:
+        raise ConfigError(f"{where}: {key} must be a duration such as 1h or 1d, not {value!r}")
+    return int(m.group(1)) * DURATION_MS[m.group(2) or "ms"]
+
+
+def _turn_uris(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    uris = _typed(raw, "turn_uris", list, where)
+    if not all(isinstance(u, str) and u.startswith(("turn:", "turns:")) for u in uris):
+        raise ConfigError(f"{where}: turn_uris must be a list of turn: or turns: URIs")
+    return tuple(uris)
 
 
 def _rate(section: dict[str, Any], name: str, where: str) -> RateLimit:
@@ -183,6 +222,14 @@ def load_config(path: Path) -> Config:
         rc_registration=_rate(rate, "registration", where),
         log_level=level,
         app_service_config_files=[data_dir / str(p) for p in as_files],
+        presence_enabled=_typed(raw, "presence_enabled", bool, where),
+        turn_uris=_turn_uris(raw, where),
+        turn_shared_secret=_typed(raw, "turn_shared_secret", (str, type(None)), where),
+        turn_username=_typed(raw, "turn_username", (str, type(None)), where),
+        turn_password=_typed(raw, "turn_password", (str, type(None)), where),
+        turn_user_lifetime_ms=parse_duration(
+            raw.get("turn_user_lifetime", OPTIONS["turn_user_lifetime"][0]),
+            "turn_user_lifetime", where),
     )
 
 

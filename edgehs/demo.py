@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
-import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +29,12 @@ import aiohttp
 import yaml
 
 from edgehs.config import ConfigError, load_config, parse_listen
+from edgehs.demo_procs import Child, child_env
 
 SERVICES = ("midi", "gpio", "camera")
 DEVICE_LISTS = {"midi": "ports", "gpio": "boards", "camera": "cameras"}  # devices.yaml keys
 DEFAULT_PORT_BASE = 9101  # the devices kit's default: midi, gpio, camera on N, N+1, N+2
 START_TIMEOUT = 60.0  # seconds for edgehs to listen, and for every device room to appear
-STOP_TIMEOUT = 15.0  # seconds a child may take after SIGTERM before it gets SIGKILL
-# systemd's variables are the demo's own, not its children's.
-CHILD_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
-LOUD = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|^Traceback|^[\w.]*(Error|Exception)\b")
 # "Ode to Joy", first phrase: (note, beats); played at 0.2 s a beat with explicit note offs.
 PHRASE = ((64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
           (60, 1), (60, 1), (62, 1), (64, 1), (64, 1.5), (62, 0.5), (62, 2))
@@ -92,17 +86,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
-
-
 def prepare(data_dir: Path, listen: str | None, server_name: str | None,
             services: tuple[str, ...], port_base: int | None) -> Setup:
     """Everything done once before any process starts (idempotent: a re-run reuses it all)."""
     import argparse
 
     from edgehs.cli import _listening, cmd_generate_config
-    from edgehs.service.appservice.registration import add_config_file_entry
+    from edgehs.service.appservice.registration_files import add_config_file_entry
 
     data_dir = data_dir.absolute()
     config_path = data_dir / "edgehs.yaml"
@@ -134,7 +124,7 @@ def prepare(data_dir: Path, listen: str | None, server_name: str | None,
              config.server_name, "--homeserver", base_url, "--owner", user_id, "--services",
              ",".join(services), "--port-base", str(base)],
             capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
-            env=_child_env())
+            env=child_env())
         if done.returncode != 0:
             raise DemoError(f"python -m devices init failed:\n{done.stdout}{done.stderr}")
     raw = yaml.safe_load(devices_path.read_text()) or {}
@@ -181,73 +171,6 @@ async def _ensure_demo_user(config_path: Path, user_id: str, state: Path) -> str
     finally:
         await server.stop()
     return password
-
-
-class Child:
-    """One child process; its output goes to ``DIR/logs/NAME.log`` and (loud lines, or all
-    with ``verbose``) to the console prefixed with ``[NAME]``."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path, verbose: bool) -> None:
-        self.name, self.argv, self.verbose = name, argv, verbose
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.tail: deque[str] = deque(maxlen=40)
-        self._pump: asyncio.Task[None] | None = None
-        # Linux: the child gets SIGTERM when the demo dies, even by SIGKILL (no orphans).
-        # prctl is looked up here: between fork and exec the child only calls it.
-        prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
-        self._preexec = (lambda: prctl(1, signal.SIGTERM)) if prctl else None  # PDEATHSIG
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=_child_env(), limit=1 << 20,
-            # Own process group: a Ctrl-C in the terminal reaches the demo only, which then
-            # stops the children in order (devices first).
-            process_group=0, preexec_fn=self._preexec)
-        self._pump = asyncio.create_task(self._copy_output())
-
-    async def _copy_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        with self.log_path.open("ab") as log:
-            log.write(f"===== {' '.join(self.argv)} (pid {self.proc.pid}) =====\n".encode())
-            while True:
-                try:
-                    line = await self.proc.stdout.readline()
-                except ValueError:  # a line over 1 MiB: its start is dropped
-                    continue
-                if not line:
-                    break
-                log.write(line)
-                log.flush()
-                text = line.decode(errors="replace").rstrip()
-                self.tail.append(text)
-                if self.verbose or LOUD.search(text):
-                    print(f"[{self.name}] {text}", flush=True)
-
-    @property
-    def exited(self) -> int | None:
-        return None if self.proc is None else self.proc.returncode
-
-    async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after STOP_TIMEOUT; waits for the output to be copied."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                print(f"{self.name} did not stop within {STOP_TIMEOUT:.0f} s; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, 5)
-
-    def report(self) -> str:
-        lines = "\n".join(f"  {line}" for line in self.tail)
-        return f"last lines of {self.log_path}:\n{lines}"
 
 
 class Demo:

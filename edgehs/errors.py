@@ -53,6 +53,8 @@ class Codes(StrEnum):
     CONNECTION_TIMEOUT = "M_CONNECTION_TIMEOUT"
     # End-to-end encryption (cross-signing).
     INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
+    # Server-side key backups: a write to a backup version that is not the current one.
+    WRONG_ROOM_KEYS_VERSION = "M_WRONG_ROOM_KEYS_VERSION"
 
 
 class MatrixError(Exception):

@@ -8,6 +8,7 @@ from signedjson.types import SigningKey
 
 from edgehs.config import Config
 from edgehs.protocol.signing import decode_signing_key, encode_signing_key, generate_signing_key
+from edgehs.service.account_data import AccountDataService
 from edgehs.service.appservice.pusher import AppServicePusher
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
@@ -15,24 +16,35 @@ from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.cross_signing import CrossSigningService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
+from edgehs.service.hierarchy import HierarchyService
 from edgehs.service.keys import KeyService
 from edgehs.service.media import MediaService
 from edgehs.service.messages import MessagesService
 from edgehs.service.notifier import Notifier
 from edgehs.service.outbox import OutboxSender
+from edgehs.service.presence import PresenceService
 from edgehs.service.profile import ProfileService
 from edgehs.service.push import PushService
 from edgehs.service.push_evaluator import PushEvaluator
 from edgehs.service.push_gateway import PusherService, PushGateway
 from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
+from edgehs.service.reports import ReportService
+from edgehs.service.room_keys import RoomKeyService
 from edgehs.service.rooms import RoomService
+from edgehs.service.search import SearchService
+from edgehs.service.search_query import search_rows
+from edgehs.service.sliding_sync import SlidingSyncService
 from edgehs.service.sync import SyncService
 from edgehs.service.sync_e2ee import E2eeSync
+from edgehs.service.threads import ThreadService
 from edgehs.service.to_device import ToDeviceService
 from edgehs.service.typing import TypingService
+from edgehs.service.upgrade import UpgradeService
+from edgehs.service.user_directory import UserDirectoryService
 from edgehs.service.users import UserService
 from edgehs.service.visibility import Visibility
+from edgehs.service.voip import TurnService
 from edgehs.store.account_data import AccountDataStore, FilterStore, ProfileFieldStore, ReceiptStore
 from edgehs.store.appservices import AppServiceStore
 from edgehs.store.db import Database
@@ -40,11 +52,17 @@ from edgehs.store.events import EventStore
 from edgehs.store.keys import KeyStore
 from edgehs.store.media import MediaFiles, MediaStore
 from edgehs.store.outbox import OutboxStore
+from edgehs.store.presence import PresenceStore
 from edgehs.store.push import PushStore
+from edgehs.store.reports import ReportStore
+from edgehs.store.room_keys import RoomKeyStore
 from edgehs.store.rooms import MemberStore, RoomStore
+from edgehs.store.search import SearchStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
+from edgehs.store.threads import ThreadStore
 from edgehs.store.to_device import ToDeviceStore
+from edgehs.store.user_directory import UserDirectoryStore
 from edgehs.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -100,6 +118,7 @@ class HomeServer:
             self.user_store, config.default_room_version,
         )
         self.account_data_store = AccountDataStore(self.db)
+        self.account_data = AccountDataService(self.events, self.account_data_store)
         self.receipt_store = ReceiptStore(self.db)
         self.filter_store = FilterStore(self.db)
         self.formatter = ClientEventFormatter(self.event_store, self.room_store)
@@ -170,6 +189,8 @@ class HomeServer:
                                self.events)
         self.cross_signing = CrossSigningService(self.key_store, self.events)
         self.sync.e2ee.keys = self.keys
+        # Server-side key backups (helper: key backup).
+        self.room_keys = RoomKeyService(self.db, RoomKeyStore(self.db))
         # Push: rules evaluated for every event in its transaction, counts in /sync,
         # /notifications, pushers and delivery to push gateways through the outbox (helper: push).
         self.push_store = PushStore(self.db)
@@ -182,9 +203,47 @@ class HomeServer:
         self.events.event_rows.append(PushEvaluator(
             config.server_name, self.event_store, self.push, self.pushers).prepare)
         self.sync.push = self.push
+        # Spaces (/hierarchy), threads (/threads) and room upgrades (helper: spaces+threads).
+        self.hierarchy = HierarchyService(self.events, self.event_store, self.state_store,
+                                          self.room_store, self.member_store, self.directory)
+        self.threads = ThreadService(ThreadStore(self.db), self.event_store, self.visibility,
+                                     self.formatter)
+        self.upgrade = UpgradeService(self.events, self.event_store, self.state_store,
+                                      self.member_store, self.rooms)
+        # Simplified sliding sync (MSC4186) for Element X; connection state in memory only.
+        self.sliding_sync = SlidingSyncService(
+            self.event_store, self.state_store, self.member_store, self.account_data_store,
+            self.receipt_store, self.typing, self.to_device_store, self.formatter, self.notifier,
+        )
+        self.sliding_sync.push = self.push
+        self.sliding_sync.extensions.push = self.push
+        self.sliding_sync.extensions.keys = self.keys
+        # Presence in memory (explicit changes persisted), m.presence in /sync and to
+        # appservices; TURN credentials for calls (helper: presence+voip).
+        self.presence = PresenceService(config.server_name, PresenceStore(self.db),
+                                        self.notifier, enabled=config.presence_enabled)
+        await self.presence.load()
+        self.sync.presence = self.presence
+        self.events.fanouts.append(self.presence.activity_from_event)
+        self.notifier.add_edu_listener(self.presence.on_edu)
+        self.presence.listeners.append(self.as_pusher.on_presence)
+        self.presence.start()
+        self.turn = TurnService(config.turn_uris, config.turn_shared_secret,
+                                config.turn_username, config.turn_password,
+                                config.turn_user_lifetime_ms)
+        # Full-text /search (FTS5 rows written in each event's transaction), the user
+        # directory, mutual rooms and content reports (helper: search).
+        self.search = SearchService(SearchStore(self.db), self.event_store, self.state_store,
+                                    self.member_store, self.visibility, self.messages,
+                                    self.formatter)
+        self.events.event_rows.append(search_rows)
+        self.user_directory = UserDirectoryService(UserDirectoryStore(self.db))
+        self.reports = ReportService(ReportStore(self.db), self.event_store, self.room_store,
+                                     self.member_store, self.user_store, self.visibility)
         await self.outbox.start()
 
     async def stop(self) -> None:
+        await self.presence.close()
         await self.outbox.stop()
         await self.push_gateway.close()
         await self.as_pusher.close()

@@ -15,21 +15,31 @@ from edgehs.api.client import (
     appservice,
     appservice_register,
     directory,
+    hierarchy,
     keys,
     login,
     media,
     messages,
+    presence,
     profile,
     push,
     receipts,
     relations,
+    report,
+    room_keys,
     rooms,
+    search,
     send,
+    sliding_sync,
     sync,
     thirdparty,
+    threads,
     to_device,
     typing,
+    upgrade,
+    user_directory,
     versions,
+    voip,
 )
 from edgehs.api.keys import Handler
 from edgehs.api.middleware import error_response
@@ -72,6 +82,8 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/joined_rooms", rooms.joined_rooms),
     ("GET", "/rooms/{roomId}/members", rooms.members),
     ("GET", "/rooms/{roomId}/joined_members", rooms.joined_members),
+    # Room upgrades (helper: spaces+threads)
+    ("POST", "/rooms/{roomId}/upgrade", upgrade.upgrade_room),
     # Events
     ("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", send.send_message),
     ("POST", "/rooms/{roomId}/send/{eventType}", send.send_message_legacy),
@@ -98,6 +110,21 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/keys/changes", keys.key_changes),
     ("POST", "/keys/device_signing/upload", keys.upload_cross_signing_keys),
     ("POST", "/keys/signatures/upload", keys.upload_signatures),
+    # Server-side key backups (helper: key backup)
+    ("POST", "/room_keys/version", room_keys.create_version),
+    ("GET", "/room_keys/version", room_keys.get_current_version),
+    ("GET", "/room_keys/version/{version}", room_keys.get_version),
+    ("PUT", "/room_keys/version/{version}", room_keys.put_version),
+    ("DELETE", "/room_keys/version/{version}", room_keys.delete_version),
+    ("PUT", "/room_keys/keys", room_keys.put_keys),
+    ("GET", "/room_keys/keys", room_keys.get_keys),
+    ("DELETE", "/room_keys/keys", room_keys.delete_keys),
+    ("PUT", "/room_keys/keys/{roomId}", room_keys.put_room_keys),
+    ("GET", "/room_keys/keys/{roomId}", room_keys.get_room_keys),
+    ("DELETE", "/room_keys/keys/{roomId}", room_keys.delete_room_keys),
+    ("PUT", "/room_keys/keys/{roomId}/{sessionId}", room_keys.put_session_key),
+    ("GET", "/room_keys/keys/{roomId}/{sessionId}", room_keys.get_session_key),
+    ("DELETE", "/room_keys/keys/{roomId}/{sessionId}", room_keys.delete_session_key),
     # History: /messages, /context (helper: history)
     ("GET", "/rooms/{roomId}/messages", messages.messages),
     ("GET", "/rooms/{roomId}/context/{eventId}", messages.context),
@@ -115,6 +142,10 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/profile/{userId}/{keyName}", profile.get_profile_field),
     ("PUT", "/profile/{userId}/{keyName}", profile.put_profile_field),
     ("DELETE", "/profile/{userId}/{keyName}", profile.delete_profile_field),
+    # Presence and VoIP TURN credentials (helper: presence+voip)
+    ("GET", "/presence/{userId}/status", presence.get_presence),
+    ("PUT", "/presence/{userId}/status", presence.set_presence),
+    ("GET", "/voip/turnServer", voip.turn_server),
     # Typing, receipts, read markers (helper: ephemeral)
     ("PUT", "/rooms/{roomId}/typing/{userId}", typing.set_typing),
     ("POST", "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipts.post_receipt),
@@ -151,6 +182,12 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/thirdparty/user/{protocol}", thirdparty.get_user_by_protocol),
     ("GET", "/thirdparty/location", thirdparty.get_location_by_alias),
     ("GET", "/thirdparty/user", thirdparty.get_user_by_id),
+    # Search, user directory, reporting (helper: search)
+    ("POST", "/search", search.search),
+    ("POST", "/user_directory/search", user_directory.search_users),
+    ("POST", "/rooms/{roomId}/report/{eventId}", report.report_event),
+    ("POST", "/rooms/{roomId}/report", report.report_room),
+    ("POST", "/users/{userId}/report", report.report_user),
 )
 
 # Endpoints that exist only under /_matrix/client/v1.
@@ -161,12 +198,17 @@ CLIENT_V1_ROUTES: Sequence[Route] = (
     ("GET", "/rooms/{roomId}/relations/{eventId}", relations.relations),
     ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}", relations.relations),
     ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", relations.relations),
+    # Spaces and threads (helper: spaces+threads)
+    ("GET", "/rooms/{roomId}/hierarchy", hierarchy.hierarchy),
+    ("GET", "/rooms/{roomId}/threads", threads.list_threads),
     # Authenticated media (helper: media)
     ("GET", "/media/config", media.config),
     ("GET", "/media/preview_url", media.preview_url),
     ("GET", "/media/download/{serverName}/{mediaId}", media.download),
     ("GET", "/media/download/{serverName}/{mediaId}/{fileName}", media.download),
     ("GET", "/media/thumbnail/{serverName}/{mediaId}", media.thumbnail),
+    # Mutual rooms (helper: search)
+    ("GET", "/mutual_rooms", user_directory.mutual_rooms),
 )
 
 # The deprecated /_matrix/media/v3 (and r0) endpoints (helper: media). Served under v1 too, as
@@ -187,6 +229,11 @@ MEDIA_ROUTES: Sequence[Route] = (
 OTHER_ROUTES: Sequence[Route] = (
     ("GET", "/_matrix/client/versions", versions.versions),
     ("GET", "/.well-known/matrix/client", versions.well_known),
+    # MSC2666's unstable mutual rooms path, which Synapse serves (helper: search)
+    ("GET", "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
+     user_directory.mutual_rooms),
+    # Simplified sliding sync, MSC4186 (Element X) (helper: sliding sync)
+    ("POST", sliding_sync.PATH, sliding_sync.sliding_sync),
     # The 2015 run-time AS registration, admins only (helper: AS registration)
     ("POST", "/_matrix/appservice/v1/register", appservice_register.register),
     # edgehs's own admin API: `edgehs device add` while the server runs (helper: AS gaps)

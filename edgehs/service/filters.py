@@ -52,6 +52,8 @@ class EventFilter:
     senders: tuple[str, ...] | None = None
     not_senders: tuple[str, ...] | None = None
     lazy_load_members: bool = False
+    # RoomEventFilter flag; on room.timeline it asks /sync for per-thread unread counts.
+    unread_thread_notifications: bool = False
 
     @classmethod
     def parse(cls, raw: Any, name: str) -> "EventFilter":
@@ -67,6 +69,7 @@ class EventFilter:
             senders=_str_list(section, "senders"),
             not_senders=_str_list(section, "not_senders"),
             lazy_load_members=_bool(section, "lazy_load_members", name),
+            unread_thread_notifications=_bool(section, "unread_thread_notifications", name),
         )
 
     def allows_type(self, event_type: str) -> bool:
@@ -117,6 +120,11 @@ class SyncFilter:
     def timeline_limit(self) -> int:
         limit = self.timeline.limit
         return DEFAULT_TIMELINE_LIMIT if limit is None else limit
+
+    @property
+    def unread_thread_notifications(self) -> bool:
+        """https://spec.matrix.org/v1.19/client-server-api/#receiving-notifications"""
+        return self.timeline.unread_thread_notifications
 
     @property
     def timeline_types(self) -> tuple[str, ...] | None:

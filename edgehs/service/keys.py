@@ -193,8 +193,14 @@ class KeyService:
                 out["failures"][user_id.partition(":")[2]] = NO_FEDERATION
         cross = await self.store.get_cross_signing_keys(local)
         signatures = await self.store.get_signatures(local)
+        # One query for every user who wants all devices (the usual case: a room's members).
+        everything = await self.store.get_device_keys_of_users(
+            [u for u in local if not wanted[u]])
         for user_id in local:
-            devices = await self.store.get_device_keys(user_id, wanted[user_id] or None)
+            if wanted[user_id]:
+                devices = await self.store.get_device_keys(user_id, wanted[user_id])
+            else:
+                devices = everything.get(user_id, {})
             visible = [s for s in signatures if s.target_user_id == user_id
                        and s.signer_user_id in (user_id, requester)]
             out["device_keys"][user_id] = {
@@ -237,6 +243,16 @@ class KeyService:
         return {"one_time_keys": claimed, "failures": failures}
 
     # --- device lists: /sync's device_lists and GET /keys/changes ----------------------------
+
+    async def devices_deleted(self, user_id: str) -> None:
+        """Record that ``user_id``'s device list changed (a device was deleted: logout,
+        DELETE /devices, deactivation), so that everyone sharing a room with them sees them
+        in ``device_lists.changed`` and stops encrypting for the device. Its keys went with
+        the device row (migration 0009's trigger)."""
+        async def write(conn: aiosqlite.Connection, position: int) -> None:
+            await add_device_list_change(conn, user_id, position)
+        await self.events.run_write(write)
+
 
     async def device_list_changes(self, user_id: str, after: int, upto: int
                                   ) -> tuple[list[str], list[str]]:

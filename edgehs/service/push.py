@@ -213,16 +213,26 @@ class PushService:
         return out
 
     async def add_to_sync(self, user_id: str, joined: dict[str, JsonDict],
-                          account_data: list[JsonDict], with_push_rules: bool) -> None:
+                          account_data: list[JsonDict], with_push_rules: bool,
+                          thread_counts: bool = False) -> None:
         """Fill ``unread_notifications`` of the joined rooms of a /sync response (one query);
         with ``with_push_rules`` (an initial sync) give the ``m.push_rules`` account data, which
         clients read their rules from, as the server builds them now: also when the user never
-        changed a rule, and with the current server defaults when they did."""
-        counts = await self.store.get_counts(user_id, list(joined))
+        changed a rule, and with the current server defaults when they did. With
+        ``thread_counts`` (the filter's ``unread_thread_notifications``) the room counts are
+        the main timeline's and each thread's are in ``unread_thread_notifications``."""
+        counts = await self.store.get_counts(user_id, list(joined), main_only=thread_counts)
+        threads = (await self.store.get_thread_counts(user_id, list(joined))
+                   if thread_counts else {})
         for room_id, room in joined.items():
             notifications, highlights = counts.get(room_id, (0, 0))
             room["unread_notifications"] = {"notification_count": notifications,
                                             "highlight_count": highlights}
+            if threads.get(room_id):
+                room["unread_thread_notifications"] = {
+                    root: {"notification_count": n, "highlight_count": h}
+                    for root, (n, h) in threads[room_id].items()
+                }
         if with_push_rules:
             ruleset = await self.ruleset(user_id)
             account_data[:] = [e for e in account_data if e.get("type") != PUSH_RULES]

@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
-from edgehs.protocol.room_versions import get_room_version
+from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.events import EventService
 from edgehs.store.rooms import MemberStore, RoomStore, insert_alias, set_room_visibility
@@ -49,6 +49,13 @@ class RoomService:
         self.default_room_version = default_room_version
         # Asks application services about unknown aliases and users (set by homeserver.py).
         self.as_queries: AppServiceQueries | None = None
+
+    def room_versions_capability(self) -> JsonDict:
+        """The ``m.room_versions`` capability: the version of new rooms and every supported one.
+
+        https://spec.matrix.org/v1.19/client-server-api/#mroom_versions-capability"""
+        return {"default": self.default_room_version,
+                "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS}}
 
     async def create_room(self, creator: str, body: JsonDict,
                           appservice_id: str | None = None) -> tuple[str, str | None]:

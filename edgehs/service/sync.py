@@ -2,10 +2,11 @@
 
 https://spec.matrix.org/v1.19/client-server-api/#syncing
 
-The token is ``s{stream position}_{typing serial}_{to-device position}``: one integer orders
-events, account data and receipts; typing, which lives in memory, has its own small counter; the
-to-device stream (``store.to_device``) its own position, left out while it is 0 (so tokens of the
-older two-part form still parse, as "no to-device message acknowledged").
+The token is ``s{stream position}_{typing serial}_{to-device position}_{presence serial}``: one
+integer orders events, account data and receipts; typing, which lives in memory, has its own small
+counter; the to-device stream (``store.to_device``) its own position, left out while it and the
+presence serial are 0 (so tokens of the older two-part form still parse, as "no to-device message
+acknowledged"); presence (in memory, ``service.presence``) its serial, left out while 0.
 """
 
 import time
@@ -14,8 +15,9 @@ from typing import Any
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
-from edgehs.service.filters import SyncFilter
+from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.notifier import Notifier
+from edgehs.service.presence import PresenceService
 from edgehs.service.push import PushService
 from edgehs.service.sync_e2ee import E2eeSections, E2eeSync
 from edgehs.service.typing import TypingService
@@ -34,20 +36,22 @@ class SyncToken:
     position: int
     typing: int
     to_device: int = 0
+    presence: int = 0
 
     @classmethod
     def parse(cls, text: str) -> "SyncToken":
         try:
             parts = [int(p) for p in text.removeprefix("s").split("_")]
-            if len(parts) not in (2, 3):
-                raise ValueError("a sync token has two or three parts")
+            if len(parts) not in (2, 3, 4):
+                raise ValueError("a sync token has two, three or four parts")
             return cls(*parts)
         except ValueError as exc:
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {text!r}") from exc
 
     def __str__(self) -> str:
-        to_device = f"_{self.to_device}" if self.to_device else ""
-        return f"s{self.position}_{self.typing}{to_device}"
+        to_device = f"_{self.to_device}" if self.to_device or self.presence else ""
+        presence = f"_{self.presence}" if self.presence else ""
+        return f"s{self.position}_{self.typing}{to_device}{presence}"
 
 
 @dataclass
@@ -58,9 +62,10 @@ class SyncResult:
     )
     account_data: list[JsonDict] = field(default_factory=list)
     e2ee: E2eeSections | None = None  # to-device and encryption sections (service/sync_e2ee)
+    presence: list[JsonDict] = field(default_factory=list)  # m.presence (service/presence)
 
     def is_empty(self) -> bool:
-        return not (any(self.rooms.values()) or self.account_data
+        return not (any(self.rooms.values()) or self.account_data or self.presence
                     or (self.e2ee is not None and not self.e2ee.is_empty()))
 
     def to_json(self) -> JsonDict:
@@ -68,7 +73,7 @@ class SyncResult:
             "next_batch": self.next_batch,
             "rooms": self.rooms,
             "account_data": {"events": self.account_data},
-            "presence": {"events": []},
+            "presence": {"events": self.presence},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
@@ -92,14 +97,31 @@ class SyncService:
         self.notifier = notifier
         self.e2ee: E2eeSync | None = None  # set by the wiring
         self.push: PushService | None = None  # unread counts, m.push_rules (set by the wiring)
+        self.presence: PresenceService | None = None  # m.presence events (set by the wiring)
 
     def _now(self) -> SyncToken:
         n = self.notifier
-        return SyncToken(n.position, n.typing_serial, n.to_device_position)
+        presence = self.presence.serial if self.presence is not None else 0
+        return SyncToken(n.position, n.typing_serial, n.to_device_position, presence)
 
     async def sync(self, user_id: str, device_id: str | None, since: SyncToken | None,
-                   flt: SyncFilter, timeout_ms: int, full_state: bool = False) -> JsonDict:
+                   flt: SyncFilter, timeout_ms: int, full_state: bool = False,
+                   set_presence: str = "online",
+                   presence_filter: EventFilter | None = None) -> JsonDict:
+        """``set_presence`` and ``presence_filter`` as in the spec's /sync parameters."""
+        if self.presence is None:
+            return await self._sync(user_id, device_id, since, flt, timeout_ms, full_state,
+                                    presence_filter)
+        with self.presence.syncing(user_id, set_presence):
+            return await self._sync(user_id, device_id, since, flt, timeout_ms, full_state,
+                                    presence_filter)
+
+    async def _sync(self, user_id: str, device_id: str | None, since: SyncToken | None,
+                    flt: SyncFilter, timeout_ms: int, full_state: bool,
+                    presence_filter: EventFilter | None) -> JsonDict:
         deadline = time.monotonic() + timeout_ms / 1000
+        if since is not None and since.presence > self._now().presence:
+            since = replace(since, presence=-1)  # from before a restart: send all presence
         if since is not None and since.typing > self.notifier.typing_serial:
             # A token from before a restart: typing (in memory) counts from zero again, so
             # treat every room's typing state as changed once.
@@ -107,6 +129,10 @@ class SyncService:
         while True:
             now = self._now()
             result = await self._sync_once(user_id, device_id, since, now, flt, full_state)
+            if self.presence is not None:
+                result.presence = await self.presence.sync_events(
+                    user_id, since.presence if since is not None else None, presence_filter
+                )
             remaining = deadline - time.monotonic()
             if since is None or not result.is_empty() or remaining <= 0:
                 return result.to_json()
@@ -168,7 +194,8 @@ class SyncService:
                 ]
         if self.push is not None:
             await self.push.add_to_sync(user_id, result.rooms["join"], result.account_data,
-                                        since is None and flt.account_data_allowed("m.push_rules"))
+                                        since is None and flt.account_data_allowed("m.push_rules"),
+                                        flt.unread_thread_notifications)
         if self.e2ee is not None:
             result.e2ee = await self.e2ee.sections(
                 user_id, device_id, since_to_device=since.to_device if since else None,

@@ -102,6 +102,11 @@ class UserService:
             if await self.users.get_user(self.user_id(candidate)) is None:
                 return candidate
 
+    async def is_deactivated(self, user_id: str) -> bool:
+        """Whether the account exists and was deactivated (POST /account/deactivate)."""
+        user = await self.users.get_user(user_id)
+        return user is not None and bool(user["deactivated"])
+
     async def check_login(self, user_id: str, password: str) -> bool:
         pw_hash = await self.users.get_password_hash(user_id)
         if pw_hash is None:

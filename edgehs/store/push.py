@@ -158,21 +158,44 @@ class PushStore:
         return [Notification(r[0], r[1], r[2], json.loads(r[3]), bool(r[4]), r[5], bool(r[6]))
                 for r in rows]
 
-    async def get_counts(self, user_id: str, room_ids: Sequence[str]
+    async def get_counts(self, user_id: str, room_ids: Sequence[str], main_only: bool = False
                          ) -> dict[str, tuple[int, int]]:
-        """room_id -> (unread notifications, unread highlights) for rooms with any."""
+        """room_id -> (unread notifications, unread highlights) for rooms with any; with
+        ``main_only`` only the main timeline's (thread_id 'main')."""
         out: dict[str, tuple[int, int]] = {}
+        for room_id, _, counts in await self._grouped(user_id, room_ids, main_only, False):
+            out[room_id] = counts
+        return out
+
+    async def get_thread_counts(self, user_id: str, room_ids: Sequence[str]
+                                ) -> dict[str, dict[str, tuple[int, int]]]:
+        """room_id -> thread root id -> (unread notifications, unread highlights) for the
+        threads (not the main timeline) with any: ``unread_thread_notifications``."""
+        out: dict[str, dict[str, tuple[int, int]]] = {}
+        for room_id, thread_id, counts in await self._grouped(user_id, room_ids, False, True):
+            if thread_id != "main":
+                out.setdefault(room_id, {})[thread_id] = counts
+        return out
+
+    async def _grouped(self, user_id: str, room_ids: Sequence[str], main_only: bool,
+                       per_thread: bool) -> list[tuple[str, str, tuple[int, int]]]:
+        """(room_id, thread_id or '', counts) of the user's unread notifications, grouped by
+        room (and by thread with ``per_thread``)."""
+        out: list[tuple[str, str, tuple[int, int]]] = []
         ids = list(room_ids)
+        thread_col = "n.thread_id" if per_thread else "''"
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             rows = await self.db.fetchall(
-                "SELECT n.room_id, COUNT(*), SUM(n.highlight) FROM push_notifications n "
+                f"SELECT n.room_id, {thread_col}, COUNT(*), SUM(n.highlight) "
+                "FROM push_notifications n "
                 f"WHERE n.user_id = ? AND n.room_id IN ({','.join('?' * len(chunk))}) "
                 f"AND n.stream_ordering > {READ_UP_TO} AND n.stream_ordering > {JOINED_AT} "
-                "GROUP BY n.room_id",
+                + ("AND n.thread_id = 'main' " if main_only else "")
+                + "GROUP BY n.room_id" + (", n.thread_id" if per_thread else ""),
                 [user_id, *chunk],
             )
-            out.update({r[0]: (int(r[1]), int(r[2] or 0)) for r in rows})
+            out += [(r[0], r[1], (int(r[2]), int(r[3] or 0))) for r in rows]
         return out
 
 

@@ -92,6 +92,11 @@ class MemberStore:
         # (room_id, user_id) -> (membership, event_id); every send asks it. Kept in step by
         # the event write path (note_membership) after each commit.
         self._cache: dict[tuple[str, str], tuple[str, str]] = {}
+        # room_id -> its joined members, for rooms asked about (the appservice pusher asks for
+        # every event); kept in step by note_membership too. ``_writes`` counts the membership
+        # changes, so a load that raced with one is not cached.
+        self._joined: dict[str, frozenset[str]] = {}
+        self._writes = 0
 
     async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
         """(membership, event_id) of the user's current member event."""
@@ -112,6 +117,24 @@ class MemberStore:
     def note_membership(self, room_id: str, user_id: str, membership: str, event_id: str) -> None:
         """Called after a member event became current state."""
         self._cache[(room_id, user_id)] = (membership, event_id)
+        self._writes += 1
+        joined = self._joined.get(room_id)
+        if joined is not None and (membership == "join") != (user_id in joined):
+            self._joined[room_id] = (joined | {user_id} if membership == "join"
+                                     else joined - {user_id})
+
+    async def get_joined(self, room_id: str) -> frozenset[str]:
+        """The room's joined members, from memory after the first call for the room."""
+        joined = self._joined.get(room_id)
+        if joined is not None:
+            return joined
+        writes = self._writes
+        joined = frozenset(await self.get_members(room_id, "join"))
+        if writes == self._writes:
+            if len(self._joined) > 1000:
+                self._joined.clear()
+            self._joined[room_id] = joined
+        return joined
 
     async def get_rooms_for_user(
         self, user_id: str, memberships: Sequence[str] = ("join",)

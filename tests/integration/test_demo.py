@@ -1,14 +1,12 @@
 """``edgehs demo`` end to end: the command as a user runs it, checked with matrix-nio as ``demo``.
 
-One demo process (module fixture) with every device service whose package is present; tests
-for a service whose package is missing are skipped (``pytest.importorskip``). The last test
+One demo process (module fixture) with all three device services. The last test
 stops it with SIGTERM. A second demo over its own folder checks that a child dying stops
 everything with exit code 1 and that a re-run reuses the folder and the password.
 """
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -31,22 +29,7 @@ STOP_TIMEOUT = 60.0
 PHRASE_NOTES = [64, 64, 65, 67, 67, 65, 64, 62, 60, 60, 62, 64, 64, 62, 62]  # edgehs.demo.PHRASE
 
 
-def present(svc: str) -> bool:
-    """A service the demo can start: ``python -m devices.SVC`` and its simulated defaults."""
-    try:
-        return all(importlib.util.find_spec(f"devices.{svc}.{mod}") is not None
-                   for mod in ("__main__", "defaults"))
-    except ModuleNotFoundError:
-        return False
-
-
-SERVICES = [svc for svc in ("midi", "gpio", "camera") if present(svc)]
-
-
-def need(svc: str) -> None:
-    pytest.importorskip(f"devices.{svc}.defaults", reason=f"devices/{svc} is not there yet")
-    if svc not in SERVICES:
-        pytest.skip(f"devices/{svc} has no __main__ yet")
+SERVICES = ["midi", "gpio", "camera"]
 
 
 class Demo:
@@ -136,8 +119,6 @@ def alive(pid: int, cmdline: str) -> bool:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, dict[str, Any]]]:
-    if not SERVICES:
-        pytest.skip("no device service package (devices/midi, gpio, camera) is there yet")
     proc = Demo(tmp_path_factory.mktemp("demo") / "data", SERVICES)
     proc.start()
     pids: list[int] = []
@@ -193,7 +174,6 @@ async def test_demo_json_and_rooms(demo: tuple[Demo, dict[str, Any]]) -> None:
 
 
 async def test_midi_phrase_arrived(demo: tuple[Demo, dict[str, Any]]) -> None:
-    need("midi")
     _, state = demo
     assert Path(state["midi_fifo"]).exists()
     client = await login(state)
@@ -214,7 +194,6 @@ async def test_midi_phrase_arrived(demo: tuple[Demo, dict[str, Any]]) -> None:
 
 
 async def test_gpio_command_is_answered(demo: tuple[Demo, dict[str, Any]]) -> None:
-    need("gpio")
     _, state = demo
     client = await login(state)
     try:
@@ -242,7 +221,6 @@ async def test_gpio_command_is_answered(demo: tuple[Demo, dict[str, Any]]) -> No
 
 
 async def test_camera_room(demo: tuple[Demo, dict[str, Any]]) -> None:
-    need("camera")
     _, state = demo
     assert any(key.startswith("camera_") for key in state["rooms"])
 
@@ -261,7 +239,6 @@ def test_sigterm_stops_everything(demo: tuple[Demo, dict[str, Any]]) -> None:
 
 
 def test_child_death_stops_demo_and_rerun_reuses_the_folder(tmp_path: Path) -> None:
-    need("midi")
     first = Demo(tmp_path / "data", ["midi"])
     first.start()
     pids: list[int] = []

@@ -4,6 +4,8 @@ https://spec.matrix.org/v1.19/client-server-api/#account-registration-and-manage
 https://spec.matrix.org/v1.19/client-server-api/#device-management
 """
 
+import logging
+
 from aiohttp import web
 
 from edgehs.api.auth import requester
@@ -12,6 +14,8 @@ from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body, require
 from edgehs.errors import Codes, MatrixError
 from edgehs.types import JsonDict
+
+log = logging.getLogger(__name__)
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -35,21 +39,41 @@ async def change_password(request: web.Request) -> web.Response:
     await server.users.set_password(who.user_id, new_password)
     if field(body, "logout_devices", bool, default=True):
         await server.user_store.delete_other_tokens(who.user_id, who.device_id)
+        await server.keys.devices_deleted(who.user_id)
     return web.json_response({})
 
 
 async def deactivate(request: web.Request) -> web.Response:
-    """POST /account/deactivate — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate"""
+    """POST /account/deactivate — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate
+
+    As Synapse does: with ``erase`` the profile is cleared first (so the leave events carry
+    no name); every joined room is left and every invite and knock rejected through the
+    event write path; then the account is marked deactivated, which deletes devices and
+    tokens (their device keys, one-time keys, to-device inboxes and pushers go with them) and,
+    by migration 0010's trigger, every pusher, key backup, cross-signing key, signature,
+    account data and push rule of the user. Logging in again is 403 M_USER_DEACTIVATED."""
     who = await requester(request)
     body = await json_body(request)
-    field(body, "erase", bool)
+    erase = field(body, "erase", bool, default=False)
     field(body, "id_server", str)
     await require_password(request, who, body)
     server = hs(request)
-    rooms = await server.member_store.get_rooms_for_user(who.user_id, ("join", "invite"))
-    for room_id in rooms:
-        await server.rooms.change_membership(room_id, who.user_id, who.user_id, "leave")
+    if erase:
+        for key in ("displayname", "avatar_url"):
+            await server.user_store.set_profile_field(who.user_id, key, None)
+        profile_fields = server.profile.fields
+        for key in await profile_fields.get_all(who.user_id):
+            await profile_fields.delete(who.user_id, key)
+    rooms = await server.member_store.get_rooms_for_user(who.user_id,
+                                                         ("join", "invite", "knock"))
+    for room_id in sorted(rooms):
+        try:
+            await server.rooms.change_membership(room_id, who.user_id, who.user_id, "leave")
+        except MatrixError as exc:  # one room refusing must not keep the account alive
+            log.warning("deactivation of %s: could not leave %s: %s", who.user_id, room_id,
+                        exc.msg)
     await server.user_store.deactivate(who.user_id)
+    await server.keys.devices_deleted(who.user_id)
     return web.json_response({"id_server_unbind_result": "no-support"})
 
 
@@ -97,6 +121,7 @@ async def delete_device(request: web.Request) -> web.Response:
         raise MatrixError(404, Codes.NOT_FOUND, "No such device")
     await require_password(request, who, body)
     await server.user_store.delete_devices(who.user_id, [device_id])
+    await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
     return web.json_response({})
 
 
@@ -108,5 +133,8 @@ async def delete_devices(request: web.Request) -> web.Response:
     if not all(isinstance(d, str) for d in devices):
         raise MatrixError(400, Codes.BAD_JSON, "devices must be a list of device ids")
     await require_password(request, who, body)
-    await hs(request).user_store.delete_devices(who.user_id, devices)
+    server = hs(request)
+    await server.user_store.delete_devices(who.user_id, devices)
+    if devices:
+        await server.keys.devices_deleted(who.user_id)
     return web.json_response({})

@@ -3,18 +3,15 @@
 https://spec.matrix.org/v1.19/client-server-api/#client-config
 https://spec.matrix.org/v1.19/client-server-api/#room-tagging
 
-Tags are the ``m.tag`` room account data, so /sync delivers them like any other. Every write
-takes a stream position through ``EventService.run_write``, which wakes waiting /sync requests.
+Requests are parsed and checked here; reading and writing is ``service/account_data.py``.
 """
 
-import aiosqlite
 from aiohttp import web
 
 from edgehs.api.auth import Requester, requester
 from edgehs.api.keys import hs
 from edgehs.api.params import json_body
 from edgehs.errors import Codes, MatrixError
-from edgehs.store.account_data import put_account_data, update_room_tag
 from edgehs.types import JsonDict
 
 # "Servers MUST reject setting account data with event types that the server manages."
@@ -50,7 +47,7 @@ def _data_type(request: web.Request, *, writing: bool) -> str:
 async def _get(request: web.Request, room_id: str) -> web.Response:
     who = await _own_user(request)
     data_type = _data_type(request, writing=False)
-    content = await hs(request).account_data_store.get(who.user_id, room_id, data_type)
+    content = await hs(request).account_data.get(who.user_id, room_id, data_type)
     if content is None:
         raise MatrixError(404, Codes.NOT_FOUND, "Account data not found")
     return web.json_response(content)
@@ -60,10 +57,7 @@ async def _put(request: web.Request, room_id: str) -> web.Response:
     who = await _own_user(request)
     data_type = _data_type(request, writing=True)
     content = await json_body(request, allow_empty=False)
-
-    async def write(conn: aiosqlite.Connection, pos: int) -> None:
-        await put_account_data(conn, pos, who.user_id, room_id, data_type, content)
-    await hs(request).events.run_write(write)
+    await hs(request).account_data.put(who.user_id, room_id, data_type, content)
     return web.json_response({})
 
 
@@ -91,9 +85,8 @@ async def get_tags(request: web.Request) -> web.Response:
     """GET /user/{userId}/rooms/{roomId}/tags — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3useruseridroomsroomidtags"""
     who = await _own_user(request)
     room_id = _room_id(request)
-    content = await hs(request).account_data_store.get(who.user_id, room_id, "m.tag")
-    tags = (content or {}).get("tags")
-    return web.json_response({"tags": tags if isinstance(tags, dict) else {}})
+    tags = await hs(request).account_data.get_tags(who.user_id, room_id)
+    return web.json_response({"tags": tags})
 
 
 def _tag(request: web.Request) -> str:
@@ -120,10 +113,7 @@ async def put_tag(request: web.Request) -> web.Response:
     tag = _tag(request)
     body = await json_body(request)
     _check_tag_body(body)
-
-    async def write(conn: aiosqlite.Connection, pos: int) -> None:
-        await update_room_tag(conn, pos, who.user_id, room_id, tag, body)
-    await hs(request).events.run_write(write)
+    await hs(request).account_data.set_tag(who.user_id, room_id, tag, body)
     return web.json_response({})
 
 
@@ -132,12 +122,5 @@ async def delete_tag(request: web.Request) -> web.Response:
     who = await _own_user(request)
     room_id = _room_id(request)
     tag = _tag(request)
-    server = hs(request)
-    current = await server.account_data_store.get(who.user_id, room_id, "m.tag")
-    tags = (current or {}).get("tags")
-    if isinstance(tags, dict) and tag in tags:
-
-        async def write(conn: aiosqlite.Connection, pos: int) -> None:
-            await update_room_tag(conn, pos, who.user_id, room_id, tag, None)
-        await server.events.run_write(write)
+    await hs(request).account_data.remove_tag(who.user_id, room_id, tag)
     return web.json_response({})

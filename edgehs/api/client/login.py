@@ -75,13 +75,18 @@ async def login(request: web.Request) -> web.Response:
         if not service.owns_user(user_id):
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"{user_id} is not in the application service's namespace")
-        if await server.user_store.get_user(user_id) is None:
+        account = await server.user_store.get_user(user_id)
+        if account is None:
             raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+        if account["deactivated"]:
+            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
     elif login_type == "m.login.password":
         server.rc_login.check(request.remote or "")
         user_id = _login_user(body, server.config.server_name)
         password = field(body, "password", str, required=True)
         assert password is not None
+        if await server.users.is_deactivated(user_id):
+            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
         if not await server.users.check_login(user_id, password):
             raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
     else:
@@ -106,13 +111,16 @@ async def logout(request: web.Request) -> web.Response:
         await server.user_store.delete_devices(who.user_id, None)
     else:
         await server.user_store.delete_devices(who.user_id, [who.device_id])
+    await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
     return web.json_response({})
 
 
 async def logout_all(request: web.Request) -> web.Response:
     """POST /logout/all — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logoutall"""
     who = await requester(request)
-    await hs(request).user_store.delete_devices(who.user_id, None)
+    server = hs(request)
+    await server.user_store.delete_devices(who.user_id, None)
+    await server.keys.devices_deleted(who.user_id)
     return web.json_response({})
 
 

@@ -12,7 +12,7 @@ from edgehs.api.auth import requester
 from edgehs.api.keys import hs
 from edgehs.api.params import json_body, query_bool, query_int
 from edgehs.errors import Codes, MatrixError
-from edgehs.service.filters import SyncFilter
+from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.sync import SyncToken
 
 
@@ -41,8 +41,14 @@ async def sync(request: web.Request) -> web.Response:
         else:
             raise MatrixError(400, Codes.INVALID_PARAM, "filter must be an id or a JSON object")
     flt = SyncFilter.parse(definition)
+    set_presence = request.query.get("set_presence", "online")
+    if set_presence not in ("online", "offline", "unavailable"):
+        raise MatrixError(400, Codes.INVALID_PARAM,
+                          "set_presence must be online, offline or unavailable")
+    presence_filter = EventFilter.parse((definition or {}).get("presence"), "presence")
     result = await server.sync.sync(
-        who.user_id, who.device_id, since, flt, timeout, query_bool(request, "full_state")
+        who.user_id, who.device_id, since, flt, timeout, query_bool(request, "full_state"),
+        set_presence=set_presence, presence_filter=presence_filter,
     )
     return web.json_response(result)
 

@@ -9,7 +9,11 @@ from aiohttp import web
 
 from edgehs.api.auth import requester
 from edgehs.api.keys import hs
-from edgehs.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+
+# Unstable features (MSCs) that really work: simplified sliding sync (MSC4186) for Element X.
+# Clients look here before using these (Element X: sliding sync; Element: mutual rooms).
+UNSTABLE_FEATURES = {"org.matrix.simplified_msc3575": True,
+                     "uk.half-shot.msc2666.query_mutual_rooms": True}
 
 # Only versions whose features really work are advertised; v1.11 means authenticated media.
 SUPPORTED_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8",
@@ -18,7 +22,8 @@ SUPPORTED_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", 
 
 async def versions(request: web.Request) -> web.Response:
     """GET /_matrix/client/versions — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientversions"""
-    return web.json_response({"versions": SUPPORTED_VERSIONS, "unstable_features": {}})
+    return web.json_response({"versions": SUPPORTED_VERSIONS,
+                              "unstable_features": UNSTABLE_FEATURES})
 
 
 async def well_known(request: web.Request) -> web.Response:
@@ -32,10 +37,7 @@ async def capabilities(request: web.Request) -> web.Response:
     await requester(request)
     return web.json_response({"capabilities": {
         "m.change_password": {"enabled": True},
-        "m.room_versions": {
-            "default": DEFAULT_ROOM_VERSION.identifier,
-            "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS},
-        },
+        "m.room_versions": hs(request).rooms.room_versions_capability(),
         "m.set_displayname": {"enabled": True},
         "m.set_avatar_url": {"enabled": True},
         "m.3pid_changes": {"enabled": False},

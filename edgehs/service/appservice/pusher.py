@@ -68,7 +68,7 @@ class AppServicePusher:
         ``users``. Aliases and members are only looked up if a service needs them."""
         out: list[AppService] = []
         aliases: list[str] | None = None
-        joined: dict[str, str] | None = None
+        joined: frozenset[str] | None = None
         for service in services:
             if any(service.owns_user(u) for u in users) or service.owns_room(room_id):
                 out.append(service)
@@ -81,7 +81,7 @@ class AppServicePusher:
                     continue
             if service.users:
                 if joined is None:
-                    joined = await self.members.get_members(room_id, "join")
+                    joined = await self.members.get_joined(room_id)  # cached per room
                 if any(service.owns_user(u) for u in joined):
                     out.append(service)
         return out
@@ -107,6 +107,34 @@ class AppServicePusher:
     async def _queue_edu(self, room_id: str, edu: JsonDict) -> None:
         services = [s for s in self.registry.all() if s.receive_ephemeral and s.url]
         targets = [destination(s) for s in await self._interested(room_id, services)]
+        if not targets:
+            return
+
+        async def run(conn: aiosqlite.Connection) -> None:
+            for target in targets:
+                await enqueue_payload(conn, target, "ephemeral", edu)
+
+        await self.db.write(run)
+        self.sender.wake(targets)
+
+    def on_presence(self, user_id: str, edu: JsonDict) -> None:
+        """m.presence of a local user: queue it for services with ``receive_ephemeral``
+        that own the user or are interested in one of the user's rooms."""
+        if not any(s.receive_ephemeral and s.url for s in self.registry.all()):
+            return
+        task = asyncio.create_task(self._queue_presence(user_id, edu))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _queue_presence(self, user_id: str, edu: JsonDict) -> None:
+        services = [s for s in self.registry.all() if s.receive_ephemeral and s.url]
+        chosen = {s.id: s for s in services if s.owns_user(user_id)}
+        for room_id in await self.members.get_rooms_for_user(user_id):
+            rest = [s for s in services if s.id not in chosen]
+            if not rest:
+                break
+            chosen.update((s.id, s) for s in await self._interested(room_id, rest))
+        targets = [destination(s) for s in chosen.values()]
         if not targets:
             return
 

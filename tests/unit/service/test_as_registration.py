@@ -1,7 +1,6 @@
 """Application service registrations: Synapse-format files, validation, the stored ones."""
 
 import copy
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,12 @@ import yaml
 from edgehs.config import ConfigError
 from edgehs.service.appservice.registration import (
     AppServiceRegistrations,
-    add_config_file_entry,
     load_registrations,
-    new_registration,
     parse_registration,
+)
+from edgehs.service.appservice.registration_files import (
+    add_config_file_entry,
+    new_registration,
     render_registration,
 )
 from edgehs.store.appservices import AppServiceStore
@@ -267,14 +268,6 @@ def test_config_edit_refuses_what_it_cannot_edit_safely() -> None:
 
 
 # --- stored registrations -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edgehs.db")
-    await database.open()
-    yield database
-    await database.close()
 
 
 async def test_store_saves_updates_and_deletes(db: Database) -> None:
