@@ -64,6 +64,7 @@ from edgehs.store.threads import ThreadStore
 from edgehs.store.to_device import ToDeviceStore
 from edgehs.store.user_directory import UserDirectoryStore
 from edgehs.store.users import UserStore
+from edgehs.store.visibility import VisibilityStore
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,15 @@ class HomeServer:
         self.receipt_store = ReceiptStore(self.db)
         self.filter_store = FilterStore(self.db)
         self.formatter = ClientEventFormatter(self.event_store, self.room_store)
-        self.visibility = Visibility(self.member_store, self.event_store, self.state_store)
+        self.visibility = Visibility(self.member_store, self.event_store, self.state_store,
+                                     VisibilityStore(self.db))
+        self.formatter.visibility = self.visibility  # aggregations show visible children only
         self.typing = TypingService(self.notifier)
         self.sync = SyncService(
             self.event_store, self.state_store, self.member_store, self.account_data_store,
             self.receipt_store, self.typing, self.formatter, self.notifier,
         )
+        self.sync.visibility = self.visibility
         enabled = config.rate_limits_enabled
         self.rc_message = RateLimiter(config.rc_message, enabled)
         self.rc_login = RateLimiter(config.rc_login, enabled)
@@ -216,6 +220,7 @@ class HomeServer:
             self.receipt_store, self.typing, self.to_device_store, self.formatter, self.notifier,
         )
         self.sliding_sync.push = self.push
+        self.sliding_sync.builder.visibility = self.visibility
         self.sliding_sync.extensions.push = self.push
         self.sliding_sync.extensions.keys = self.keys
         # Presence in memory (explicit changes persisted), m.presence in /sync and to

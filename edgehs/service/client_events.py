@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from edgehs.protocol.events import redact, strip_for_client
 from edgehs.protocol.room_versions import DEFAULT_ROOM_VERSION, get_room_version
+from edgehs.service.visibility import Visibility
 from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import RoomStore
 from edgehs.types import JsonDict
@@ -44,6 +45,8 @@ class ClientEventFormatter:
     def __init__(self, events: EventStore, rooms: RoomStore) -> None:
         self.events = events
         self.rooms = rooms
+        # Set by the wiring: aggregations then count only the children the viewer may see.
+        self.visibility: Visibility | None = None
 
     async def format(
         self, stored: Iterable[StoredEvent], viewer: str | None, viewer_device: str | None = None,
@@ -114,6 +117,9 @@ class ClientEventFormatter:
         by_type = {rt: await self.events.get_relations(ev.event_id, rt, None)
                    for rt in AGGREGATED_REL_TYPES}
         loaded = await self.events.get_events(i for ids in by_type.values() for i in ids)
+        if self.visibility is not None and viewer is not None and loaded:
+            seen = await self.visibility.filter_events(viewer, list(loaded.values()))
+            loaded = {e.event_id: e for e in seen}
 
         def children(rel_type: str) -> list[StoredEvent]:
             return sorted(

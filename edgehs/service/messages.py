@@ -110,37 +110,52 @@ class MessagesService:
         return SyncToken(self.notifier.position, self.notifier.typing_serial)
 
     async def scan(self, room_id: str, *, lower: int, upper: int, backwards: bool, limit: int,
-                   flt: RoomEventFilter) -> Page:
+                   flt: RoomEventFilter, user_id: str | None = None) -> Page:
         """Up to ``limit`` events with ``lower < stream_ordering <= upper`` that ``flt``
-        allows, newest first when ``backwards``."""
-        found: list[StoredEvent] = []
-        after, before, scanned = lower, upper, 0
+        allows (and, given ``user_id``, that the user may see), newest first when
+        ``backwards``. Invisible stretches of the room are skipped; no ``next_position``
+        once the visible history is exhausted."""
         if lower >= upper:
             return Page([], None)
-        while True:
-            want = limit + 1 - len(found)
-            batch = await self.events.get_room_events(
-                room_id, after=after, before=before, limit=want, backwards=backwards,
-                types=flt.events.sql_types(), not_types=flt.sql_not_types(),
-                senders=flt.events.senders,
-            )
-            for ev in batch:
-                if not flt.allows(ev):
-                    continue
-                if len(found) == limit:  # one more match exists: stop before it
-                    last = (found[-1].stream_ordering if found
-                            else (upper + 1 if backwards else lower))
-                    return Page(found, last - 1 if backwards else last)
-                found.append(ev)
-            if len(batch) < want:
-                return Page(found, None)
-            scanned += len(batch)
-            if backwards:
-                before = batch[-1].stream_ordering - 1
-            else:
-                after = batch[-1].stream_ordering
-            if scanned >= MAX_SCAN:
-                return Page(found, before if backwards else after)
+        facts = None
+        spans = [(lower, upper)]
+        if user_id is not None:
+            facts = await self.visibility.facts(room_id, user_id)
+            spans = [(max(lo, lower), min(hi, upper)) for lo, hi in facts.ranges()
+                     if max(lo, lower) < min(hi, upper)]
+        if backwards:
+            spans.reverse()
+        cache = {room_id: facts} if facts is not None else None
+        found: list[StoredEvent] = []
+        scanned = 0
+        for span_lower, span_upper in spans:
+            after, before = span_lower, span_upper
+            while True:
+                want = limit + 1 - len(found)
+                batch = await self.events.get_room_events(
+                    room_id, after=after, before=before, limit=want, backwards=backwards,
+                    types=flt.events.sql_types(), not_types=flt.sql_not_types(),
+                    senders=flt.events.senders,
+                )
+                matching = [ev for ev in batch if flt.allows(ev)]
+                if user_id is not None and cache is not None:
+                    matching = await self.visibility.filter_events(user_id, matching, cache)
+                for ev in matching:
+                    if len(found) == limit:  # one more match exists: stop before it
+                        last = (found[-1].stream_ordering if found
+                                else (upper + 1 if backwards else lower))
+                        return Page(found, last - 1 if backwards else last)
+                    found.append(ev)
+                if len(batch) < want:
+                    break
+                scanned += len(batch)
+                if backwards:
+                    before = batch[-1].stream_ordering - 1
+                else:
+                    after = batch[-1].stream_ordering
+                if scanned >= MAX_SCAN:
+                    return Page(found, before if backwards else after)
+        return Page(found, None)
 
     # --- /messages ---------------------------------------------------------------------------
 
@@ -164,7 +179,7 @@ class MessagesService:
         page = Page([], None)
         if flt.room_allowed(room_id):
             page = await self.scan(room_id, lower=max(lower, 0), upper=upper,
-                                   backwards=backwards, limit=limit, flt=flt)
+                                   backwards=backwards, limit=limit, flt=flt, user_id=user_id)
         body: JsonDict = {
             "chunk": await self.formatter.format(page.events, user_id),
             "start": str(from_token),
@@ -193,14 +208,16 @@ class MessagesService:
                       flt: RoomEventFilter) -> JsonDict:
         until = await self.visibility.require_readable(room_id, user_id)
         target = await self.events.get_event(event_id)
-        if target is None or target.room_id != room_id or target.stream_ordering > until:
+        if (target is None or target.room_id != room_id or target.stream_ordering > until
+                or not await self.visibility.is_visible(user_id, target)):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
         pos = target.stream_ordering
         before_limit = limit // 2
         before = await self.scan(room_id, lower=0, upper=pos - 1, backwards=True,
-                                 limit=before_limit, flt=flt)
+                                 limit=before_limit, flt=flt, user_id=user_id)
         after = await self.scan(room_id, lower=pos, upper=min(until, self.notifier.position),
-                                backwards=False, limit=limit - before_limit, flt=flt)
+                                backwards=False, limit=limit - before_limit, flt=flt,
+                                user_id=user_id)
         typing = self.notifier.typing_serial
         start = before.events[-1].stream_ordering - 1 if before.events else pos - 1
         end = after.events[-1].stream_ordering if after.events else pos
@@ -239,9 +256,12 @@ class MessagesService:
         ``recurse`` None: the client did not ask, so ``recursion_depth`` is left out."""
         until = await self.visibility.require_readable(room_id, user_id)
         parent = await self.events.get_event(event_id)
-        if parent is None or parent.room_id != room_id or parent.stream_ordering > until:
+        if (parent is None or parent.room_id != room_id or parent.stream_ordering > until
+                or not await self.visibility.is_visible(user_id, parent)):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
         children, depth = await self._children(event_id, rel_type, event_type, bool(recurse))
+        children = await self.visibility.filter_events(
+            user_id, [e for e in children if e.room_id == room_id])
         upper = min(until, self.notifier.position)
         if backwards:
             upper = min(upper, from_token.position) if from_token else upper

@@ -55,7 +55,8 @@ class ReportService:
         if ev is None or ev.room_id != room_id or ev.redacted_by is not None:
             raise not_found
         until = await self.visibility.readable_until(room_id, reporter)
-        if until is None or ev.stream_ordering > until:
+        if (until is None or ev.stream_ordering > until
+                or not await self.visibility.is_visible(reporter, ev)):
             raise not_found
         await self.store.add(Report(reporter, room_id, event_id, None, _reason(reason), score,
                                     _now()))

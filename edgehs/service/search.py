@@ -4,8 +4,10 @@ https://spec.matrix.org/v1.19/client-server-api/#server-side-search
 
 Only rooms the user is or was in are searched (joined, left, banned; forgotten rooms are left
 out), each up to the last position the user may read (``Visibility.readable_until``: all of it
-while joined, up to their leave event after leaving). ``next_batch`` is ``r{position}`` for
-``recent`` (continue with older events) and ``k{offset}`` for ``rank``.
+while joined, up to their leave event after leaving), and each result judged by the room's
+history visibility at that event (``Visibility.filter_events``; ``count`` counts the index
+matches before that judgement, an approximation as the spec allows). ``next_batch`` is
+``r{position}`` for ``recent`` (continue with older events) and ``k{offset}`` for ``rank``.
 """
 
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.messages import MessagesService, RoomEventFilter
 from edgehs.service.search_query import SearchRequest, fts_query
 from edgehs.service.sync import SyncToken
-from edgehs.service.visibility import Visibility
+from edgehs.service.visibility import RoomFacts, Visibility
 from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore
 from edgehs.store.search import Match, SearchQuery, SearchStore
@@ -87,7 +89,7 @@ class SearchService:
         f = req.flt.events
         query = SearchQuery(match, sorted(allowed.items()), req.keys, f.sql_types(),
                             req.flt.sql_not_types(), f.senders, f.not_senders)
-        found, more = await self._page(query, cursor, req)
+        found, more = await self._page(query, cursor, req, user_id)
         formatted = await self.formatter.format([ev for _, ev in found], user_id)
         results: list[JsonDict] = []
         for (m, ev), client in zip(found, formatted, strict=True):
@@ -107,18 +109,21 @@ class SearchService:
                              for room_id in dict.fromkeys(ev.room_id for _, ev in found)}
         return {"search_categories": {"room_events": body}}
 
-    async def _page(self, query: SearchQuery, cursor: _Cursor, req: SearchRequest
-                    ) -> tuple[list[tuple[Match, StoredEvent]], bool]:
+    async def _page(self, query: SearchQuery, cursor: _Cursor, req: SearchRequest,
+                    user_id: str) -> tuple[list[tuple[Match, StoredEvent]], bool]:
         """Up to ``limit`` matches the whole filter allows, advancing ``cursor`` past each
         row looked at; and whether more rows remain."""
         limit = req.limit
         found: list[tuple[Match, StoredEvent]] = []
         scanned = 0
+        facts: dict[str, RoomFacts] = {}  # history visibility, per room, for this request
         while True:
             want = limit + 1 - len(found)
             batch = await self.store.search(query, recent=cursor.recent, before=cursor.before,
                                             offset=cursor.offset, limit=want)
             loaded = await self.events.get_events(m.event_id for m in batch)
+            visible = await self.visibility.filter_events(user_id, list(loaded.values()), facts)
+            loaded = {e.event_id: e for e in visible}
             for m in batch:
                 if len(found) == limit:
                     return found, True
@@ -139,9 +144,11 @@ class SearchService:
         before_limit, after_limit = req.context
         pos, room_id, everything = ev.stream_ordering, ev.room_id, RoomEventFilter()
         before = await self.messages.scan(room_id, lower=0, upper=pos - 1, backwards=True,
-                                          limit=before_limit, flt=everything)
+                                          limit=before_limit, flt=everything,
+                                          user_id=user_id)
         after = await self.messages.scan(room_id, lower=pos, upper=until, backwards=False,
-                                         limit=after_limit, flt=everything)
+                                         limit=after_limit, flt=everything,
+                                         user_id=user_id)
         typing = self.messages.notifier.typing_serial
         start = before.events[-1].stream_ordering - 1 if before.events else pos - 1
         end = after.events[-1].stream_ordering if after.events else pos

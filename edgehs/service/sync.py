@@ -10,6 +10,7 @@ acknowledged"); presence (in memory, ``service.presence``) its serial, left out 
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +22,7 @@ from edgehs.service.presence import PresenceService
 from edgehs.service.push import PushService
 from edgehs.service.sync_e2ee import E2eeSections, E2eeSync
 from edgehs.service.typing import TypingService
+from edgehs.service.visibility import Visibility
 from edgehs.store.account_data import AccountDataStore, ReceiptRow, ReceiptStore
 from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore
@@ -98,6 +100,7 @@ class SyncService:
         self.e2ee: E2eeSync | None = None  # set by the wiring
         self.push: PushService | None = None  # unread counts, m.push_rules (set by the wiring)
         self.presence: PresenceService | None = None  # m.presence events (set by the wiring)
+        self.visibility: Visibility | None = None  # history visibility (set by the wiring)
 
     def _now(self) -> SyncToken:
         n = self.notifier
@@ -222,8 +225,8 @@ class SyncService:
     ) -> JsonDict | None:
         """``after`` None: the room is new to this sync (initial, just joined or full_state)."""
         limit = flt.timeline_limit
-        timeline = await self.events.get_room_events(
-            room_id, after=after, before=now.position, limit=limit + 1, backwards=True,
+        timeline = await self._timeline(
+            user_id, room_id, after=after, before=now.position, limit=limit + 1,
             types=flt.timeline_types, not_types=flt.timeline_not_types,
             senders=flt.timeline_senders,
         )
@@ -255,6 +258,19 @@ class SyncService:
             )
         room["ephemeral"]["events"] = ephemeral
         return room
+
+    async def _timeline(self, user_id: str, room_id: str, *, after: int | None, before: int,
+                        limit: int, types: Sequence[str] | None = None,
+                        not_types: Sequence[str] | None = None,
+                        senders: Sequence[str] | None = None) -> list[StoredEvent]:
+        """The newest ``limit`` timeline events the user may see, newest first."""
+        if self.visibility is not None:
+            return await self.visibility.timeline(
+                room_id, user_id, after=after, before=before, limit=limit, types=types,
+                not_types=not_types, senders=senders)
+        return await self.events.get_room_events(
+            room_id, after=after, before=before, limit=limit, backwards=True, types=types,
+            not_types=not_types, senders=senders)
 
     async def _state_before_timeline(
         self, room_id: str, timeline: list[StoredEvent], position: int
@@ -306,8 +322,8 @@ class SyncService:
     async def _left_room(self, user_id: str, room_id: str, leave_pos: int, flt: SyncFilter,
                          since: SyncToken | None) -> JsonDict | None:
         after = since.position if since else None
-        timeline = await self.events.get_room_events(
-            room_id, after=after, before=leave_pos, limit=flt.timeline_limit + 1, backwards=True
+        timeline = await self._timeline(
+            user_id, room_id, after=after, before=leave_pos, limit=flt.timeline_limit + 1
         )
         limited = len(timeline) > flt.timeline_limit
         timeline = list(reversed(timeline[: flt.timeline_limit]))

@@ -56,8 +56,11 @@ class ThreadService:
             participant=user_id if include == "participated" else None,
         )
         loaded = await self.events.get_events(r.root_id for r in roots)
-        chunk = await self.formatter.format(
-            [loaded[r.root_id] for r in roots if r.root_id in loaded], user_id)
+        # History visibility: a root the user may not see is left out (next_batch still
+        # follows the unfiltered page, so paging goes on past it).
+        shown = await self.visibility.filter_events(
+            user_id, [loaded[r.root_id] for r in roots if r.root_id in loaded])
+        chunk = await self.formatter.format(shown, user_id)
         body: JsonDict = {"chunk": chunk}
         if len(roots) == limit:
             body["next_batch"] = f"t{roots[-1].latest}"

@@ -1,32 +1,125 @@
-"""Who may read what in a room.
+"""Who may read what in a room: ``m.room.history_visibility``, applied per event.
 
-https://spec.matrix.org/v1.19/client-server-api/#history-visibility
+https://spec.matrix.org/v1.19/client-server-api/#room-history-visibility
 
-A current member sees the room's history ("shared" visibility, the default of every preset).
-A user who left or was kicked/banned sees it up to the moment they left. Invited users see only
-the stripped state of their invite. A world_readable room is readable by everyone.
+The room-level gate (:meth:`Visibility.require_readable`): a current member, anyone when the
+room is world_readable now, or a former member (whose reads stop at their leave). Then each
+event is judged on the room state *at that event* (its state group before it), following the
+spec's server behaviour:
+
+1. history_visibility ``world_readable``: allow;
+2. the user's membership was ``join``: allow;
+3. ``shared`` (also: no or unknown value) and the user joined at any point after the event
+   (a current member counts): allow;
+4. membership ``invite`` and ``invited``: allow;
+5. otherwise deny.
+
+A history_visibility event is judged with the value before *or* after it; the user's own member
+event with their membership before *or* after it.
+
+Cost: one indexed query a room for the room's history_visibility events and the user's member
+events (stream order). A current member of a room that was never ``invited``/``joined`` sees
+everything: no further query. Otherwise the events' state groups are read (one query), and each
+new (group, user) pair costs one recursive query a batch; pairs are cached (groups never change).
+The stream-order facts also give the ranges of the room where anything may be visible, so that
+pagination skips, and stops at, invisible history (:meth:`ranges`); the per-event judgement
+stays the state-group one.
 """
 
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from edgehs.errors import Codes, MatrixError
-from edgehs.store.events import EventStore
+from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore
 from edgehs.store.state import StateStore
+from edgehs.store.visibility import VisibilityStore
+
+HV_TYPE = "m.room.history_visibility"
+KNOWN = ("world_readable", "shared", "invited", "joined")
+EVERYTHING = 2**62
+GROUP_CACHE_SIZE = 8192
+# Events fetched per round while looking for visible ones (Visibility.timeline).
+ROUND = 100
+
+
+def _hv(value: str | None) -> str:
+    """Absent or not understood: shared."""
+    return value if value in KNOWN else "shared"
+
+
+def allowed(hv: str | None, membership: str | None, joined_after: bool) -> bool:
+    """The spec's rules 1-5 for one (history_visibility, membership) pair."""
+    visibility = _hv(hv)
+    return (visibility == "world_readable" or membership == "join"
+            or (visibility == "shared" and joined_after)
+            or (visibility == "invited" and membership == "invite"))
+
+
+@dataclass(frozen=True)
+class RoomFacts:
+    """One user's view of one room, from the stream-ordered state changes."""
+
+    changes: list[tuple[int, str, str | None]]  # (stream_ordering, type, value)
+    joined: bool  # currently joined
+    last_join: int  # stream position of the user's latest join (-1: never)
+
+    @property
+    def restrictive(self) -> bool:
+        """Whether any event may be hidden from a current member."""
+        return any(t == HV_TYPE and _hv(v) in ("invited", "joined") for _, t, v in self.changes)
+
+    def joined_after(self, position: int) -> bool:
+        return self.joined or self.last_join > position
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """Stream ranges (after, upto] where some event may be visible, oldest first."""
+        hv: str | None = None
+        membership: str | None = None
+        starts: list[tuple[int, str | None, str | None]] = [(0, None, None)]
+        for pos, etype, value in self.changes:
+            if etype == HV_TYPE:
+                hv = value
+            else:
+                membership = value
+            starts.append((pos, hv, membership))
+        out: list[tuple[int, int]] = []
+        for i, (start, seg_hv, seg_member) in enumerate(starts):
+            if not allowed(seg_hv, seg_member, self.joined_after(start)):
+                continue
+            # The next change event too: it may be visible by its before-state.
+            end = starts[i + 1][0] if i + 1 < len(starts) else EVERYTHING
+            lo = start - 1 if start > 0 else -1
+            if out and out[-1][1] >= lo:
+                out[-1] = (out[-1][0], max(out[-1][1], end))
+            else:
+                out.append((lo, end))
+        return out
 
 
 class Visibility:
-    def __init__(self, members: MemberStore, events: EventStore, state: StateStore) -> None:
+    def __init__(self, members: MemberStore, events: EventStore, state: StateStore,
+                 store: VisibilityStore) -> None:
         self.members = members
         self.events = events
         self.state = state
+        self.store = store
+        # (state group, user) -> (history_visibility, membership); groups are immutable.
+        self._groups: OrderedDict[tuple[int, str], tuple[str | None, str | None]] = (
+            OrderedDict())
+
+    # --- the room-level gate ---------------------------------------------------------------
 
     async def readable_until(self, room_id: str, user_id: str) -> int | None:
         """The last stream position the user may read in the room (None: no access).
-        A huge number stands for "everything, including the future"."""
+        A huge number stands for "everything, including the future". Single events are
+        then judged by :meth:`filter_events`."""
         membership = await self.members.get_membership(room_id, user_id)
         if membership is not None and membership[0] == "join":
-            return 2**62
+            return EVERYTHING
         if await self._world_readable(room_id):
-            return 2**62
+            return EVERYTHING
         if membership is not None and membership[0] in ("leave", "ban"):
             ev = await self.events.get_event(membership[1])
             if ev is not None and await self._was_member_before(ev.event_id, user_id):
@@ -42,9 +135,7 @@ class Visibility:
         return prev is not None and prev.pdu["content"].get("membership") == "join"
 
     async def _world_readable(self, room_id: str) -> bool:
-        ev_id = await self.state.get_current_state_event_id(
-            room_id, ("m.room.history_visibility", "")
-        )
+        ev_id = await self.state.get_current_state_event_id(room_id, (HV_TYPE, ""))
         if ev_id is None:
             return False
         ev = await self.events.get_event(ev_id)
@@ -60,3 +151,95 @@ class Visibility:
         membership = await self.members.get_membership(room_id, user_id)
         if membership is None or membership[0] != "join":
             raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} is not in room {room_id}")
+
+    # --- per event -----------------------------------------------------------------------------
+
+    async def facts(self, room_id: str, user_id: str) -> RoomFacts:
+        changes = await self.store.room_timeline_facts(room_id, user_id)
+        member = [(pos, v) for pos, t, v in changes if t != HV_TYPE]
+        joins = [pos for pos, v in member if v == "join"]
+        return RoomFacts(changes, bool(member) and member[-1][1] == "join",
+                         joins[-1] if joins else -1)
+
+    async def ranges(self, room_id: str, user_id: str) -> list[tuple[int, int]]:
+        return (await self.facts(room_id, user_id)).ranges()
+
+    async def is_visible(self, user_id: str, event: StoredEvent) -> bool:
+        return bool(await self.filter_events(user_id, [event]))
+
+    async def filter_events(self, user_id: str, events: list[StoredEvent],
+                            facts: dict[str, RoomFacts] | None = None) -> list[StoredEvent]:
+        """The events the user may see, in the given order. ``facts`` caches
+        :meth:`facts` by room across calls of one request."""
+        if not events:
+            return []
+        known = facts if facts is not None else {}
+        for room_id in {e.room_id for e in events} - known.keys():
+            known[room_id] = await self.facts(room_id, user_id)
+        judged = [e for e in events
+                  if not (known[e.room_id].joined and not known[e.room_id].restrictive)]
+        if not judged:
+            return events
+        groups = await self.store.event_groups([e.event_id for e in judged])
+        wanted = {g for pair in groups.values() for g in pair if g is not None}
+        group_facts = await self._group_facts(wanted, user_id)
+        hidden: set[str] = set()
+        for ev in judged:
+            before, after = groups.get(ev.event_id, (None, None))
+            hv_b, mem_b = group_facts.get(before, (None, None)) if before is not None else (
+                None, None)
+            hvs, mems = [hv_b], [mem_b]
+            if after is not None and after != before and "state_key" in ev.pdu:
+                hv_a, mem_a = group_facts.get(after, (None, None))
+                if ev.pdu["type"] == HV_TYPE:
+                    hvs.append(hv_a)
+                elif ev.pdu["type"] == "m.room.member" and ev.pdu["state_key"] == user_id:
+                    mems.append(mem_a)
+            joined_after = known[ev.room_id].joined_after(ev.stream_ordering)
+            if not any(allowed(h, m, joined_after) for h in hvs for m in mems):
+                hidden.add(ev.event_id)
+        return [e for e in events if e.event_id not in hidden]
+
+    async def _group_facts(self, groups: set[int], user_id: str
+                           ) -> dict[int, tuple[str | None, str | None]]:
+        out: dict[int, tuple[str | None, str | None]] = {}
+        missing: list[int] = []
+        for g in groups:
+            hit = self._groups.get((g, user_id))
+            if hit is None:
+                missing.append(g)
+            else:
+                out[g] = hit
+        if missing:
+            for g, value in (await self.store.group_facts(missing, user_id)).items():
+                out[g] = value
+                self._groups[(g, user_id)] = value
+                self._groups.move_to_end((g, user_id))
+            while len(self._groups) > GROUP_CACHE_SIZE:
+                self._groups.popitem(last=False)
+        return out
+
+    async def timeline(self, room_id: str, user_id: str, *, after: int | None, before: int,
+                       limit: int, types: Sequence[str] | None = None,
+                       not_types: Sequence[str] | None = None,
+                       senders: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Up to ``limit`` visible events with after < stream_ordering <= before, newest
+        first (the /sync timeline query, with history visibility applied)."""
+        facts = await self.facts(room_id, user_id)
+        cache = {room_id: facts}
+        found: list[StoredEvent] = []
+        for lo, hi in reversed(facts.ranges()):
+            upper = min(hi, before)
+            lower = max(lo, after if after is not None else -1)
+            while upper > lower and len(found) < limit:
+                want = max(limit - len(found), ROUND) if facts.restrictive else limit - len(found)
+                batch = await self.events.get_room_events(
+                    room_id, after=lower, before=upper, limit=want, backwards=True,
+                    types=types, not_types=not_types, senders=senders)
+                found += await self.filter_events(user_id, batch, cache)
+                if len(batch) < want:
+                    break
+                upper = batch[-1].stream_ordering - 1
+            if len(found) >= limit:
+                break
+        return found[:limit]

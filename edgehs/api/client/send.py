@@ -176,6 +176,7 @@ async def get_event(request: web.Request) -> web.Response:
     until = await server.visibility.readable_until(room_id, who.user_id)
     ev = await server.event_store.get_event(request.match_info["eventId"])
     if (until is None or ev is None or ev.room_id != room_id
-            or ev.stream_ordering > until):
+            or ev.stream_ordering > until
+            or not await server.visibility.is_visible(who.user_id, ev)):
         raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
     return web.json_response(await server.formatter.format_one(ev, who.user_id, who.device_id))

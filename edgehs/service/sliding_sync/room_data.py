@@ -14,6 +14,7 @@ from edgehs.service.sliding_sync.connection import RoomSent
 from edgehs.service.sliding_sync.request import RoomConfig
 from edgehs.service.sliding_sync.room_list import RoomInfo
 from edgehs.service.sync import STRIPPED_STATE_TYPES, SyncToken
+from edgehs.service.visibility import Visibility
 from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore
 from edgehs.types import JsonDict
@@ -36,6 +37,7 @@ class RoomDataBuilder:
         self.events = events
         self.members = members
         self.formatter = formatter
+        self.visibility: Visibility | None = None  # history visibility (set by the wiring)
 
     async def build(self, user_id: str, device_id: str | None, info: RoomInfo,
                     config: RoomConfig, sent: RoomSent | None, at: Snapshot
@@ -65,8 +67,12 @@ class RoomDataBuilder:
             found = list((await self.events.get_events([info.member_event_id])).values())
             timeline = found if after is None or after < until else []
         elif after is None or after < until:
-            found = await self.events.get_room_events(
-                info.room_id, after=after, before=until, limit=limit + 1, backwards=True)
+            if self.visibility is not None:
+                found = await self.visibility.timeline(
+                    info.room_id, user_id, after=after, before=until, limit=limit + 1)
+            else:
+                found = await self.events.get_room_events(
+                    info.room_id, after=after, before=until, limit=limit + 1, backwards=True)
             limited = len(found) > limit
             timeline = list(reversed(found[:limit]))
         senders = {e.pdu["sender"] for e in timeline}
