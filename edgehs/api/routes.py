@@ -231,7 +231,7 @@ OTHER_ROUTES: Sequence[Route] = (
     ("GET", "/.well-known/matrix/client", versions.well_known),
     # MSC2666's unstable mutual rooms path, which Synapse serves (helper: search)
     ("GET", "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
-     user_directory.mutual_rooms),
+     user_directory.mutual_rooms_unstable),
     # Simplified sliding sync, MSC4186 (Element X) (helper: sliding sync)
     ("POST", sliding_sync.PATH, sliding_sync.sliding_sync),
     # The 2015 run-time AS registration, admins only (helper: AS registration)

@@ -117,13 +117,14 @@ class UserService:
 
     async def login(
         self, user_id: str, device_id: str | None, display_name: str | None,
-        room_id: str | None = None,
+        room_id: str | None = None, ip: str | None = None,
     ) -> tuple[str, str]:
-        """Issue an access token for (a new or given) device: (token, device_id)."""
+        """Issue an access token for (a new or given) device: (token, device_id). ``ip`` is
+        the client's address, listed as the device's ``last_seen_ip``."""
         device_id = device_id or new_device_id()
         token = new_token()
         await self.users.add_device_and_token(
-            user_id, device_id, display_name, token, int(time.time() * 1000), room_id
+            user_id, device_id, display_name, token, int(time.time() * 1000), room_id, ip
         )
         return token, device_id
 

@@ -91,15 +91,18 @@ class UserStore:
 
     async def add_device_and_token(
         self, user_id: str, device_id: str, display_name: str | None, token: str, ts: int,
-        room_id: str | None = None,
+        room_id: str | None = None, ip: str | None = None,
     ) -> None:
-        """Create (or reuse) the device and issue a new token for it."""
+        """Create (or reuse) the device and issue a new token for it; the login is when (and,
+        given ``ip``, where) the device was last seen."""
         async def run(conn: aiosqlite.Connection) -> None:
             await conn.execute(
-                "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO UPDATE SET "
-                "display_name = COALESCE(excluded.display_name, display_name)",
-                (user_id, device_id, display_name, ts),
+                "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, "
+                "last_seen_ip) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO "
+                "UPDATE SET display_name = COALESCE(excluded.display_name, display_name), "
+                "last_seen_ts = excluded.last_seen_ts, "
+                "last_seen_ip = COALESCE(excluded.last_seen_ip, last_seen_ip)",
+                (user_id, device_id, display_name, ts, ip),
             )
             # Logging in again with a known device id replaces that device's tokens.
             await conn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",

@@ -92,7 +92,8 @@ async def login(request: web.Request) -> web.Response:
     else:
         raise MatrixError(400, Codes.UNKNOWN, f"Unsupported login type {login_type!r}")
     token, device_id = await server.users.login(
-        user_id, field(body, "device_id", str), field(body, "initial_device_display_name", str)
+        user_id, field(body, "device_id", str), field(body, "initial_device_display_name", str),
+        ip=request.remote or None,
     )
     return web.json_response({
         "user_id": user_id, "access_token": token, "device_id": device_id,
@@ -174,7 +175,8 @@ async def register(request: web.Request) -> web.Response:
         user_id = await _register_user(request, server, body)
     response: JsonDict = {"user_id": user_id, "home_server": server.config.server_name}
     if not inhibit_login:
-        token, device_id = await server.users.login(user_id, device_id, device_name)
+        token, device_id = await server.users.login(user_id, device_id, device_name,
+                                                    ip=request.remote or None)
         response.update(access_token=token, device_id=device_id)
     return web.json_response(response)
 

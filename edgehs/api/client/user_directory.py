@@ -28,8 +28,21 @@ async def search_users(request: web.Request) -> web.Response:
 async def mutual_rooms(request: web.Request) -> web.Response:
     """GET /mutual_rooms — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1mutual_rooms
 
-    Also served at MSC2666's unstable ``/uk.half-shot.msc2666/user/mutual_rooms``."""
+    MSC2666's unstable path is ``mutual_rooms_unstable``."""
     who = await requester(request)
     body = await hs(request).user_directory.mutual_rooms(
         who.user_id, request.query.get("user_id"), request.query.get("from"))
+    return web.json_response(body)
+
+
+async def mutual_rooms_unstable(request: web.Request) -> web.Response:
+    """GET /_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms — https://github.com/matrix-org/matrix-spec-proposals/pull/2666
+
+    The same list under MSC2666's names, which matrix-js-sdk pages with: ``batch_token`` in the
+    query, ``next_batch_token`` in the answer."""
+    who = await requester(request)
+    body = await hs(request).user_directory.mutual_rooms(
+        who.user_id, request.query.get("user_id"), request.query.get("batch_token"))
+    if "next_batch" in body:
+        body["next_batch_token"] = body.pop("next_batch")
     return web.json_response(body)
