@@ -7,6 +7,7 @@ mautrix-python appservice ("the bridge") that records what edgehs pushes to it.
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import nio
+import pytest
 import yaml
 from aiohttp import web
 from mautrix.appservice import AppService, IntentAPI
@@ -25,6 +28,14 @@ from mautrix.client.state_store import MemoryStateStore
 from mautrix.types import Event, RoomAlias, UserID
 
 SERVER_NAME = "test.local"
+BRIDGE_USERS = "@bridge_.*:" + re.escape(SERVER_NAME)  # the bridge's user namespace
+GHOST = f"@bridge_ghost:{SERVER_NAME}"                 # a virtual user inside it
+# Marks for a module that runs the mautrix bridge (mautrix 0.21 passes loop= to aiohttp).
+BRIDGE_MARKS = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:loop argument is deprecated:DeprecationWarning"),
+]
+NioUser = Callable[[str], Awaitable[nio.AsyncClient]]
 WAIT_S = 30.0  # the longest any test waits for pushed events (first retry 1 s, then 2, 4, ...)
 
 QueryAlias = Callable[[RoomAlias], Awaitable[dict[str, Any] | None]]

@@ -41,6 +41,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def as_port() -> int:
+    """A free loopback port for an application service under test to listen on."""
+    return free_port()
+
+
 def edgehs_command(*args: str) -> list[str]:
     """The ``edgehs`` script beside this interpreter, else ``python -m edgehs``."""
     script = Path(sys.executable).with_name("edgehs")

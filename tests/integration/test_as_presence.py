@@ -7,34 +7,28 @@ who share a room with its virtual users (and of its own users), not of anyone el
 https://spec.matrix.org/v1.19/application-service-api/#pushing-ephemeral-data
 """
 
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import nio
 import pytest
 from as_support import (
-    SERVER_NAME,
+    BRIDGE_MARKS,
+    BRIDGE_USERS,
+    GHOST,
     Bridge,
+    NioUser,
     appservice_new,
     call,
-    free_port,
     load_registration,
     wait_until,
 )
 from mautrix.types import Event, PresenceEvent
 
-pytestmark = [
-    pytest.mark.integration,
-    # mautrix 0.21 passes loop= to aiohttp's web.Application.
-    pytest.mark.filterwarnings("ignore:loop argument is deprecated:DeprecationWarning"),
-]
+pytestmark = BRIDGE_MARKS
 
-USERS = "@bridge_.*:" + re.escape(SERVER_NAME)
-GHOST = f"@bridge_ghost:{SERVER_NAME}"
-
-NioUser = Callable[[str], Awaitable[nio.AsyncClient]]
+USERS = BRIDGE_USERS
 
 
 class PresenceBridge(Bridge):
@@ -58,11 +52,6 @@ class PresenceBridge(Bridge):
     def states(self, user_id: str) -> list[tuple[str, str | None]]:
         return [(str(e.content.presence), e.content.status_msg) for e in self.presence
                 if e.sender == user_id]
-
-
-@pytest.fixture
-def as_port() -> int:
-    return free_port()
 
 
 @pytest.fixture

@@ -81,11 +81,6 @@ class Receiver:
 
 
 @pytest.fixture
-def as_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def server_prepare(as_port: int) -> Callable[[Any], None]:
     def prepare(proc: Any) -> None:
         add_registration_file(proc.config_path, proc.data_dir / "receiver.yaml",

@@ -8,34 +8,28 @@ its transaction handler parses the to-device list (``to_device``, or MSC2409's
 a bridge that is down receives the messages when it is back.
 """
 
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import nio
 import pytest
 from as_support import (
-    SERVER_NAME,
+    BRIDGE_MARKS,
+    BRIDGE_USERS,
+    GHOST,
     Bridge,
+    NioUser,
     appservice_new,
     call,
-    free_port,
     load_registration,
     wait_until,
 )
 from mautrix.types import ASToDeviceEvent
 
-pytestmark = [
-    pytest.mark.integration,
-    # mautrix 0.21 passes loop= to aiohttp's web.Application.
-    pytest.mark.filterwarnings("ignore:loop argument is deprecated:DeprecationWarning"),
-]
+pytestmark = BRIDGE_MARKS
 
-USERS = "@bridge_.*:" + re.escape(SERVER_NAME)
-GHOST = f"@bridge_ghost:{SERVER_NAME}"
-
-NioUser = Callable[[str], Awaitable[nio.AsyncClient]]
+USERS = BRIDGE_USERS
 
 
 class E2eeBridge(Bridge):
@@ -57,11 +51,6 @@ class E2eeBridge(Bridge):
     def contents(self) -> list[tuple[str, str, str, Any]]:
         return [(e.to_user_id, e.to_device_id, str(e.sender), e.content)
                 for e in self.to_device]
-
-
-@pytest.fixture
-def as_port() -> int:
-    return free_port()
 
 
 @pytest.fixture

@@ -8,35 +8,31 @@ matrix-nio clients. https://spec.matrix.org/v1.19/application-service-api/
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import nio
 import pytest
 from as_support import (
+    BRIDGE_MARKS,
+    BRIDGE_USERS,
     SERVER_NAME,
     Bridge,
+    NioUser,
     appservice_new,
     call,
-    free_port,
     load_registration,
 )
 from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomAlias, RoomCreatePreset, RoomDirectoryVisibility
 
-pytestmark = [
-    pytest.mark.integration,
-    # mautrix 0.21 passes loop= to aiohttp's web.Application.
-    pytest.mark.filterwarnings("ignore:loop argument is deprecated:DeprecationWarning"),
-]
+pytestmark = BRIDGE_MARKS
 
-USERS = "@bridge_.*:" + re.escape(SERVER_NAME)
+USERS = BRIDGE_USERS
 ALIASES = "#bridge_.*:" + re.escape(SERVER_NAME)
 LAZY_ALIAS = f"#bridge_foo:{SERVER_NAME}"
 REFUSED_ALIAS = f"#bridge_nothing:{SERVER_NAME}"  # in the namespace; the bridge says 404
-
-NioUser = Callable[[str], Awaitable[nio.AsyncClient]]
 
 
 class LazyRooms:
@@ -58,11 +54,6 @@ class LazyRooms:
         self.created[alias] = room_id
         # The spec's answer is {}; mautrix turns an empty (falsy) answer into 404.
         return {"room_id": room_id}
-
-
-@pytest.fixture
-def as_port() -> int:
-    return free_port()
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ unchanged until the service answers 200.
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -98,15 +99,22 @@ class AppServicePusher:
 
     def on_edu(self, room_id: str, edu: JsonDict) -> None:
         """Typing and receipts: queue them for services with ``receive_ephemeral``."""
-        if not any(s.receive_ephemeral and s.url for s in self.registry.all()):
+        self._spawn(self._queue_edu(room_id, edu))
+
+    def _ephemeral_services(self) -> list[AppService]:
+        return [s for s in self.registry.all() if s.receive_ephemeral and s.url]
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Queue ephemeral data in the background, only if some service wants it."""
+        if not self._ephemeral_services():
+            work.close()
             return
-        task = asyncio.create_task(self._queue_edu(room_id, edu))
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _queue_edu(self, room_id: str, edu: JsonDict) -> None:
-        services = [s for s in self.registry.all() if s.receive_ephemeral and s.url]
-        targets = [destination(s) for s in await self._interested(room_id, services)]
+    async def _enqueue_ephemeral(self, services: Iterable[AppService], edu: JsonDict) -> None:
+        targets = [destination(s) for s in services]
         if not targets:
             return
 
@@ -117,33 +125,24 @@ class AppServicePusher:
         await self.db.write(run)
         self.sender.wake(targets)
 
+    async def _queue_edu(self, room_id: str, edu: JsonDict) -> None:
+        interested = await self._interested(room_id, self._ephemeral_services())
+        await self._enqueue_ephemeral(interested, edu)
+
     def on_presence(self, user_id: str, edu: JsonDict) -> None:
         """m.presence of a local user: queue it for services with ``receive_ephemeral``
         that own the user or are interested in one of the user's rooms."""
-        if not any(s.receive_ephemeral and s.url for s in self.registry.all()):
-            return
-        task = asyncio.create_task(self._queue_presence(user_id, edu))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._queue_presence(user_id, edu))
 
     async def _queue_presence(self, user_id: str, edu: JsonDict) -> None:
-        services = [s for s in self.registry.all() if s.receive_ephemeral and s.url]
+        services = self._ephemeral_services()
         chosen = {s.id: s for s in services if s.owns_user(user_id)}
         for room_id in await self.members.get_rooms_for_user(user_id):
             rest = [s for s in services if s.id not in chosen]
             if not rest:
                 break
             chosen.update((s.id, s) for s in await self._interested(room_id, rest))
-        targets = [destination(s) for s in chosen.values()]
-        if not targets:
-            return
-
-        async def run(conn: aiosqlite.Connection) -> None:
-            for target in targets:
-                await enqueue_payload(conn, target, "ephemeral", edu)
-
-        await self.db.write(run)
-        self.sender.wake(targets)
+        await self._enqueue_ephemeral(chosen.values(), edu)
 
     # --- delivery ---------------------------------------------------------------------------
 
