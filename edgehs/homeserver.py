@@ -21,6 +21,7 @@ from edgehs.service.keys import KeyService
 from edgehs.service.media import MediaService
 from edgehs.service.messages import MessagesService
 from edgehs.service.notifier import Notifier
+from edgehs.service.openid import OpenIdService
 from edgehs.service.outbox import OutboxSender
 from edgehs.service.presence import PresenceService
 from edgehs.service.profile import ProfileService
@@ -31,6 +32,7 @@ from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
 from edgehs.service.reports import ReportService
 from edgehs.service.room_keys import RoomKeyService
+from edgehs.service.room_summary import RoomSummaryService
 from edgehs.service.rooms import RoomService
 from edgehs.service.search import SearchService
 from edgehs.service.search_query import search_rows
@@ -245,6 +247,11 @@ class HomeServer:
         self.user_directory = UserDirectoryService(UserDirectoryStore(self.db))
         self.reports = ReportService(ReportStore(self.db), self.event_store, self.room_store,
                                      self.member_store, self.user_store, self.visibility)
+        # OpenID tokens (in memory: a restart invalidates them) and room summaries, MSC3266
+        # (helper: openid+summary).
+        self.openid = OpenIdService(config.server_name)
+        self.room_summary = RoomSummaryService(self.events, self.room_store, self.member_store,
+                                               self.directory, self.hierarchy)
         await self.outbox.start()
 
     async def stop(self) -> None:

@@ -20,6 +20,7 @@ from edgehs.api.client import (
     login,
     media,
     messages,
+    openid,
     presence,
     profile,
     push,
@@ -27,6 +28,7 @@ from edgehs.api.client import (
     relations,
     report,
     room_keys,
+    room_summary,
     rooms,
     search,
     send,
@@ -72,6 +74,7 @@ CLIENT_ROUTES: Sequence[Route] = (
     # Rooms and membership
     ("POST", "/createRoom", rooms.create_room),
     ("POST", "/join/{roomIdOrAlias}", rooms.join),
+    ("POST", "/knock/{roomIdOrAlias}", rooms.knock),
     ("POST", "/rooms/{roomId}/join", rooms.join),
     ("POST", "/rooms/{roomId}/invite", rooms.invite),
     ("POST", "/rooms/{roomId}/leave", rooms.leave),
@@ -188,6 +191,8 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("POST", "/rooms/{roomId}/report/{eventId}", report.report_event),
     ("POST", "/rooms/{roomId}/report", report.report_room),
     ("POST", "/users/{userId}/report", report.report_user),
+    # OpenID tokens for Element Call and widgets (helper: openid+summary)
+    ("POST", "/user/{userId}/openid/request_token", openid.request_token),
 )
 
 # Endpoints that exist only under /_matrix/client/v1.
@@ -209,6 +214,8 @@ CLIENT_V1_ROUTES: Sequence[Route] = (
     ("GET", "/media/thumbnail/{serverName}/{mediaId}", media.thumbnail),
     # Mutual rooms (helper: search)
     ("GET", "/mutual_rooms", user_directory.mutual_rooms),
+    # Room summary, v1.15 / MSC3266 (helper: openid+summary)
+    ("GET", "/room_summary/{roomIdOrAlias}", room_summary.room_summary),
 )
 
 # The deprecated /_matrix/media/v3 (and r0) endpoints (helper: media). Served under v1 too, as
@@ -238,6 +245,12 @@ OTHER_ROUTES: Sequence[Route] = (
     ("POST", "/_matrix/appservice/v1/register", appservice_register.register),
     # edgehs's own admin API: `edgehs device add` while the server runs (helper: AS gaps)
     ("POST", admin.ADMIN_PREFIX + "/devices", admin.add_device),
+    # MSC3266's unstable room summary path, which matrix-rust-sdk (Element X) calls while the
+    # server does not advertise v1.15 (helper: openid+summary)
+    ("GET", room_summary.UNSTABLE_PATH, room_summary.room_summary),
+    # Server-Server OpenID userinfo. There is no federation listener yet, so it is served on
+    # this one, under its federation path (helper: openid+summary)
+    ("GET", "/_matrix/federation/v1/openid/userinfo", openid.userinfo),
 )
 
 

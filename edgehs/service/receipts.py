@@ -17,7 +17,13 @@ import aiosqlite
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.events import EventService
 from edgehs.service.visibility import Visibility
-from edgehs.store.account_data import AccountDataStore, ReceiptStore, put_account_data, put_receipt
+from edgehs.store.account_data import (
+    AccountDataStore,
+    ReceiptRow,
+    ReceiptStore,
+    put_account_data,
+    put_receipt,
+)
 from edgehs.store.events import EventStore, StoredEvent
 from edgehs.types import JsonDict
 
@@ -161,3 +167,17 @@ class ReceiptService:
                 return MAIN_THREAD
             ev = parent
         return MAIN_THREAD
+
+
+def receipt_content(user_id: str, receipts: list[ReceiptRow]) -> JsonDict:
+    """The content of an ``m.receipt`` EDU as ``user_id`` may see it: event -> type -> user ->
+    {ts, thread_id?}; other users' private receipts are left out."""
+    content: JsonDict = {}
+    for rtype, uid, thread_id, event_id, ts in receipts:
+        if rtype == "m.read.private" and uid != user_id:
+            continue  # private receipts go only to their owner
+        entry: JsonDict = {"ts": ts}
+        if thread_id:
+            entry["thread_id"] = thread_id
+        content.setdefault(event_id, {}).setdefault(rtype, {})[uid] = entry
+    return content

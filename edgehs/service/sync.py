@@ -12,7 +12,6 @@ acknowledged"); presence (in memory, ``service.presence``) its serial, left out 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
@@ -20,6 +19,7 @@ from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.notifier import Notifier
 from edgehs.service.presence import PresenceService
 from edgehs.service.push import PushService
+from edgehs.service.receipts import receipt_content
 from edgehs.service.sync_e2ee import E2eeSections, E2eeSync
 from edgehs.service.typing import TypingService
 from edgehs.service.visibility import Visibility
@@ -60,7 +60,7 @@ class SyncToken:
 class SyncResult:
     next_batch: str
     rooms: dict[str, dict[str, JsonDict]] = field(
-        default_factory=lambda: {"join": {}, "invite": {}, "leave": {}}
+        default_factory=lambda: {"join": {}, "invite": {}, "knock": {}, "leave": {}}
     )
     account_data: list[JsonDict] = field(default_factory=list)
     e2ee: E2eeSections | None = None  # to-device and encryption sections (service/sync_e2ee)
@@ -150,7 +150,7 @@ class SyncService:
         result = SyncResult(next_batch=str(now))
         after = since.position if since else 0
         memberships = await self.members.get_rooms_for_user(
-            user_id, ("join", "invite", "leave", "ban")
+            user_id, ("join", "invite", "knock", "leave", "ban")
         )
         joined = [r for r, m in memberships.items() if m[0] == "join" and flt.room_allowed(r)]
         # One query each for the rooms with new events and the receipts of every joined room,
@@ -176,6 +176,10 @@ class SyncService:
                     result.rooms["join"][room_id] = room
             elif membership == "invite" and (since is None or pos > after):
                 result.rooms["invite"][room_id] = await self._invited_room(event_id)
+            elif membership == "knock" and (since is None or pos > after):
+                # https://spec.matrix.org/v1.19/client-server-api/#knocking-on-rooms
+                result.rooms["knock"][room_id] = {
+                    "knock_state": (await self._invited_room(event_id))["invite_state"]}
             elif membership in ("leave", "ban") and (
                 (since is not None and pos > after) or (since is None and flt.include_leave)
             ):
@@ -296,19 +300,13 @@ class SyncService:
         if typing_changed and (users or since is not None):
             out.append({"type": "m.typing", "content": {"user_ids": users}})
         if receipts:
-            content: dict[str, Any] = {}
-            for rtype, uid, thread_id, event_id, ts in receipts:
-                if rtype == "m.read.private" and uid != user_id:
-                    continue  # private receipts go only to their owner
-                entry: JsonDict = {"ts": ts}
-                if thread_id:
-                    entry["thread_id"] = thread_id
-                content.setdefault(event_id, {}).setdefault(rtype, {})[uid] = entry
+            content = receipt_content(user_id, receipts)
             if content:
                 out.append({"type": "m.receipt", "content": content})
         return out
 
     async def _invited_room(self, invite_event_id: str) -> JsonDict:
+        """Stripped state before the user's invite (or knock) event, and that event."""
         invite = await self.events.get_event(invite_event_id)
         assert invite is not None
         state = await self.state.get_state_before(invite_event_id) or {}

@@ -61,6 +61,21 @@ async def join(request: web.Request) -> web.Response:
     return web.json_response({"room_id": room_id})
 
 
+async def knock(request: web.Request) -> web.Response:
+    """POST /knock/{roomIdOrAlias} — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3knockroomidoralias
+
+    ``via`` / ``server_name`` name servers to knock through; only local rooms are known here,
+    so they are not used."""
+    who = await requester(request)
+    body = await json_body(request)
+    reason = field(body, "reason", str)
+    server = hs(request)
+    room_id = await server.rooms.resolve_room(request.match_info["roomIdOrAlias"])
+    who.check_room(room_id)
+    await server.rooms.knock(room_id, who.user_id, reason)
+    return web.json_response({"room_id": room_id})
+
+
 def _membership_handler(membership: str, *, target_from_body: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         who = await requester(request)
@@ -110,7 +125,7 @@ async def forget(request: web.Request) -> web.Response:
     current = await server.member_store.get_membership(room_id, who.user_id)
     if current is None:
         raise MatrixError(404, Codes.NOT_FOUND, "You have never been in this room")
-    if current[0] in ("join", "invite"):
+    if current[0] in ("join", "invite", "knock"):
         raise MatrixError(400, Codes.UNKNOWN, "Leave the room before forgetting it")
     await server.member_store.forget(room_id, who.user_id)
     return web.json_response({})

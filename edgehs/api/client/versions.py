@@ -11,9 +11,11 @@ from edgehs.api.auth import requester
 from edgehs.api.keys import hs
 
 # Unstable features (MSCs) that really work: simplified sliding sync (MSC4186) for Element X.
-# Clients look here before using these (Element X: sliding sync; Element: mutual rooms).
+# Clients look here before using these (Element X: sliding sync; Element: mutual rooms;
+# room summary, MSC3266, at its unstable path, as Synapse advertises it).
 UNSTABLE_FEATURES = {"org.matrix.simplified_msc3575": True,
-                     "uk.half-shot.msc2666.query_mutual_rooms": True}
+                     "uk.half-shot.msc2666.query_mutual_rooms": True,
+                     "im.nheko.summary": True}
 
 # Only versions whose features really work are advertised; v1.11 means authenticated media.
 SUPPORTED_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8",

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.keys import KeyService
 from edgehs.service.push import PushService
+from edgehs.service.receipts import receipt_content
 from edgehs.service.sliding_sync.request import SlidingSyncRequest
 from edgehs.service.typing import TypingService
-from edgehs.store.account_data import AccountDataStore, ReceiptRow, ReceiptStore
+from edgehs.store.account_data import AccountDataStore, ReceiptStore
 from edgehs.store.to_device import ToDeviceStore
 from edgehs.types import JsonDict
 
@@ -143,7 +144,7 @@ class Extensions:
             rows.update(await self.receipts.get_changed(rest, at.previous))
         out: JsonDict = {}
         for room_id, receipts in rows.items():
-            content = _receipt_content(at.user_id, receipts)
+            content = receipt_content(at.user_id, receipts)
             if content:
                 out[room_id] = {"type": "m.receipt", "content": content}
         return out
@@ -158,15 +159,3 @@ class Extensions:
             if users or not fresh:
                 out[room_id] = {"type": "m.typing", "content": {"user_ids": users}}
         return out
-
-
-def _receipt_content(user_id: str, receipts: list[ReceiptRow]) -> JsonDict:
-    content: JsonDict = {}
-    for rtype, uid, thread_id, event_id, ts in receipts:
-        if rtype == "m.read.private" and uid != user_id:
-            continue  # private receipts go only to their owner
-        entry: JsonDict = {"ts": ts}
-        if thread_id:
-            entry["thread_id"] = thread_id
-        content.setdefault(event_id, {}).setdefault(rtype, {})[uid] = entry
-    return content
