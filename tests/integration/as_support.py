@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from mautrix.appservice import AppService, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.types import Event, RoomAlias, UserID
+from server_process import free_port  # noqa: F401 (re-exported: tests import it from here)
 
 SERVER_NAME = "test.local"
 BRIDGE_USERS = "@bridge_.*:" + re.escape(SERVER_NAME)  # the bridge's user namespace
@@ -55,12 +55,6 @@ class Registration:
     @property
     def sender(self) -> str:
         return f"@{self.sender_localpart}:{SERVER_NAME}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def edgehs_cli(*args: str) -> subprocess.CompletedProcess[str]:

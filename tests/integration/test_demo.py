@@ -19,7 +19,7 @@ from typing import Any
 
 import nio
 import pytest
-from conftest import NIO_CONFIG, free_port
+from server_process import NIO_CONFIG, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 from as_support import edgehs_cli
 
 if TYPE_CHECKING:  # never imported at run time: see tests/support.py
-    from conftest import ServerProcess
+    from server_process import ServerProcess
 
 pytestmark = pytest.mark.integration
 

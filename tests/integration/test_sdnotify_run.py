@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import ServerProcess, edgehs_command
+from server_process import ServerProcess, edgehs_command
 
 pytestmark = pytest.mark.integration
 
