@@ -51,17 +51,20 @@ class NodeClient:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-60:])
 
-    async def step(self, name: str, timeout: float = STEP_TIMEOUT) -> dict[str, Any]:
-        """The next reported step, which must be ``name`` (an "error" step fails the test)."""
+    async def step(self, name: str | None = None,
+                   timeout: float = STEP_TIMEOUT) -> dict[str, Any]:
+        """The next reported step, which must be ``name`` if one is given (an "error" step
+        fails the test)."""
         assert self.proc.stdout is not None
+        what = repr(name) if name is not None else f"the step after {self.lines[-1:]}"
         while True:
             try:
                 raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
             except TimeoutError:
-                pytest.fail(f"node never reported {name!r}; stderr:\n{self.log_tail()}")
+                pytest.fail(f"node never reported {what}; stderr:\n{self.log_tail()}")
             if not raw:
                 code = await self.proc.wait()
-                pytest.fail(f"node exited ({code}) before {name!r}; stdout:\n"
+                pytest.fail(f"node exited ({code}) before {what}; stdout:\n"
                             + "\n".join(self.lines) + f"\nstderr:\n{self.log_tail()}")
             line = raw.decode(errors="replace").rstrip("\n")
             self.lines.append(line)
@@ -69,8 +72,9 @@ class NodeClient:
                 continue
             got = dict(json.loads(line[len(PREFIX):]))
             if got["step"] == "error":
-                pytest.fail(f"node failed before {name!r}: {got['message']}\n{self.log_tail()}")
-            assert got["step"] == name, f"expected step {name!r}, got {got}"
+                pytest.fail(f"node failed before {what}: {got['message']}\n{self.log_tail()}")
+            if name is not None:
+                assert got["step"] == name, f"expected step {name!r}, got {got}"
             return got
 
 

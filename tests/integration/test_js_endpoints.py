@@ -16,11 +16,9 @@ Needs node and ``npm ci --prefix tests/js``; outside CI the test is skipped when
 missing, in CI (CI=true) it fails instead.
 """
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import aiohttp
 import nio
 import pytest
 import yaml
-from js_support import PREFIX, STEP_TIMEOUT, NodeClient, node_script, require_js
+from js_support import node_script, require_js
 from spec_schema import MatrixSpec
 
 pytestmark = pytest.mark.integration
@@ -100,29 +98,8 @@ async def run_script(server: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
         got = await js.step("logged_in")
         while got["step"] != "done":
             steps[got["step"]] = got
-            got = await next_step(js)
+            got = await js.step()
     return steps
-
-
-async def next_step(js: NodeClient) -> dict[str, Any]:
-    """Whatever step the script reports next (``NodeClient.step`` wants it named)."""
-    assert js.proc.stdout is not None
-    while True:
-        try:
-            raw = await asyncio.wait_for(js.proc.stdout.readline(), STEP_TIMEOUT)
-        except TimeoutError:
-            pytest.fail(f"node went quiet after {js.lines[-1:]}; stderr:\n{js.log_tail()}")
-        if not raw:
-            code = await js.proc.wait()
-            pytest.fail(f"node exited ({code}) before 'done'; stdout:\n" + "\n".join(js.lines)
-                        + f"\nstderr:\n{js.log_tail()}")
-        line = raw.decode(errors="replace").rstrip("\n")
-        js.lines.append(line)
-        if line.startswith(PREFIX):
-            got = dict(json.loads(line[len(PREFIX):]))
-            if got["step"] == "error":
-                pytest.fail(f"node failed: {got['message']}\n{js.log_tail()}")
-            return got
 
 
 async def keys_query(server: Any, user_id: str) -> dict[str, Any]:

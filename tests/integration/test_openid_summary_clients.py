@@ -15,8 +15,6 @@ The node half needs node and ``npm ci --prefix tests/js``; outside CI it is skip
 is missing, in CI (CI=true) it fails instead.
 """
 
-import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from typing import Any
 import aiohttp
 import nio
 import pytest
-from js_support import PREFIX, STEP_TIMEOUT, NodeClient, node_script, require_js
+from js_support import node_script, require_js
 from spec_schema import MatrixSpec, _child
 
 pytestmark = pytest.mark.integration
@@ -76,27 +74,6 @@ async def test_nio_openid_token_exchanged_over_http(nio_user: NioUser, server: A
         assert await got.json() == {"sub": alice.user_id}
 
 
-async def next_step(js: NodeClient) -> dict[str, Any]:
-    """Whatever step the script reports next."""
-    assert js.proc.stdout is not None
-    while True:
-        try:
-            raw = await asyncio.wait_for(js.proc.stdout.readline(), STEP_TIMEOUT)
-        except TimeoutError:
-            pytest.fail(f"node went quiet after {js.lines[-1:]}; stderr:\n{js.log_tail()}")
-        if not raw:
-            code = await js.proc.wait()
-            pytest.fail(f"node exited ({code}) before 'done'; stdout:\n" + "\n".join(js.lines)
-                        + f"\nstderr:\n{js.log_tail()}")
-        line = raw.decode(errors="replace").rstrip("\n")
-        js.lines.append(line)
-        if line.startswith(PREFIX):
-            got = dict(json.loads(line[len(PREFIX):]))
-            if got["step"] == "error":
-                pytest.fail(f"node failed: {got['message']}\n{js.log_tail()}")
-            return got
-
-
 def ok(steps: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     got = steps[name]
     assert got["ok"], f"{name} failed: {got}"
@@ -121,7 +98,7 @@ async def test_js_sdk_room_summary_and_openid(server: Any, tmp_path: Path,
         got = await js.step("setup")
         while got["step"] != "done":
             steps[got["step"]] = got
-            got = await next_step(js)
+            got = await js.step()
     setup = steps["setup"]
 
     lobby = ok(steps, "summary_alias")
