@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 
 import * as sdk from "matrix-js-sdk";
-import { logger } from "matrix-js-sdk/lib/logger.js";
+import { quietSdkLogs, report, startWatchdog } from "./common.mjs";
 
 const { values: args } = parseArgs({
     options: {
@@ -35,21 +35,8 @@ for (const name of ["base-url", "user", "password", "room", "send", "expect"]) {
     }
 }
 
-// The SDK logs at debug level through console.log (stdout): keep stdout for our protocol.
-logger.setLevel("warn");
-for (const method of ["log", "info", "debug", "trace"]) {
-    console[method] = (...parts) => process.stderr.write(parts.map(String).join(" ") + "\n");
-}
-
-function report(step, fields = {}) {
-    process.stdout.write("EDGEHS-JS " + JSON.stringify({ step, ...fields }) + "\n");
-}
-
-const timeoutMs = Number(args.timeout) * 1000;
-const watchdog = setTimeout(() => {
-    report("error", { message: `timed out after ${args.timeout}s` });
-    process.exit(1);
-}, timeoutMs);
+quietSdkLogs();
+const watchdog = startWatchdog(args.timeout);
 
 async function main() {
     const baseUrl = args["base-url"];

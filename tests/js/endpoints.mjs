@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 
 import * as sdk from "matrix-js-sdk";
-import { logger } from "matrix-js-sdk/lib/logger.js";
+import { passwordLogin, quietSdkLogs, report, sdkStep, startWatchdog } from "./common.mjs";
 
 const { values: args } = parseArgs({
     options: {
@@ -35,45 +35,10 @@ for (const name of ["base-url", "alice", "bob", "password"]) {
     }
 }
 
-logger.setLevel("warn");
-for (const method of ["log", "info", "debug", "trace"]) {
-    console[method] = (...parts) => process.stderr.write(parts.map(String).join(" ") + "\n");
-}
-
-function report(step, fields = {}) {
-    process.stdout.write("EDGEHS-JS " + JSON.stringify({ step, ...fields }) + "\n");
-}
-
-const watchdog = setTimeout(() => {
-    report("error", { message: `timed out after ${args.timeout}s` });
-    process.exit(1);
-}, Number(args.timeout) * 1000);
-
-// Run one SDK call and report its outcome; returns the SDK's result (undefined on error).
-async function step(name, call, shape = (body) => body) {
-    try {
-        const body = await call();
-        report(name, { ok: true, body: shape(body) ?? null });
-        return body;
-    } catch (err) {
-        if (!(err instanceof sdk.MatrixError)) throw err;
-        report(name, { ok: false, status: err.httpStatus, errcode: err.errcode, data: err.data });
-        return undefined;
-    }
-}
-
-async function login(baseUrl, user) {
-    const loginClient = sdk.createClient({ baseUrl });
-    const res = await loginClient.loginRequest({
-        type: "m.login.password",
-        identifier: { type: "m.id.user", user },
-        password: args.password,
-        initial_device_display_name: "matrix-js-sdk endpoints",
-    });
-    return sdk.createClient({
-        baseUrl, accessToken: res.access_token, userId: res.user_id, deviceId: res.device_id,
-    });
-}
+quietSdkLogs();
+const watchdog = startWatchdog(args.timeout);
+const step = sdkStep;
+const login = (baseUrl, user) => passwordLogin(baseUrl, user, args.password, "matrix-js-sdk endpoints");
 
 async function main() {
     const baseUrl = args["base-url"];
