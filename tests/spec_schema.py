@@ -174,11 +174,11 @@ class MatrixSpec:
         return {int(s) for s in op.get("responses", {}) if s.isdigit()}
 
     def response_schema_uri(self, api_file: str, method: str, path: str,
-                            status: int) -> str | None:
+                            status: int, api: str = "client-server") -> str | None:
         """The URI of the JSON schema of one response; for an error status the spec does not
         list for the operation, the standard error schema. None when a documented response
         has no JSON body schema."""
-        op_uri = self.operation_uri(api_file, method, path)
+        op_uri = self.operation_uri(api_file, method, path, api)
         responses = self._lookup(op_uri).get("responses", {})
         if str(status) not in responses:
             if status >= 400:
@@ -192,12 +192,12 @@ class MatrixSpec:
         return _child(resp_uri, "content", "application/json", "schema")
 
     def check_response(self, api_file: str, method: str, path: str, status: int, body: Any,
-                       *, strict: bool = True) -> None:
+                       *, strict: bool = True, api: str = "client-server") -> None:
         """Raise SpecError unless ``body`` matches the spec's schema for ``status``.
 
         With ``strict`` a 2xx object body may not carry top-level keys the schema does not
         declare (where the schema declares its keys and allows no others by pattern)."""
-        uri = self.response_schema_uri(api_file, method, path, status)
+        uri = self.response_schema_uri(api_file, method, path, status, api)
         if uri is None:
             return
         errors = _errors(self.validator(uri), body)
