@@ -1,13 +1,13 @@
 """Request parsing: bodies (size-limited, JSON objects only), fields and query parameters.
 Every problem becomes a MatrixError with the spec's errcode."""
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from edgehs.api.keys import CONFIG_KEY
 from edgehs.errors import Codes, MatrixError
+from edgehs.service import json_parse
 from edgehs.types import JsonDict
 
 T = TypeVar("T")
@@ -28,8 +28,15 @@ async def read_body(request: web.Request, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def parse_json(raw: str | bytes, what: str) -> Any:
+    """Any JSON text from a request (``what`` names it in the error): 400 M_NOT_JSON when it
+    is not JSON, M_BAD_JSON when it nests deeper than the parser's limit."""
+    try:
+        return json_parse.loads(raw)
+    except json_parse.JsonNestingError as exc:
+        raise MatrixError(400, Codes.BAD_JSON, f"{what} is nested too deeply") from exc
+    except ValueError as exc:
+        raise MatrixError(400, Codes.NOT_JSON, f"{what} is not valid JSON: {exc}") from exc
 
 
 async def json_body(request: web.Request, *, allow_empty: bool = True) -> JsonDict:
@@ -39,10 +46,7 @@ async def json_body(request: web.Request, *, allow_empty: bool = True) -> JsonDi
         if allow_empty:
             return {}
         raise MatrixError(400, Codes.NOT_JSON, "Request body must be a JSON object")
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MatrixError(400, Codes.NOT_JSON, f"Request body is not valid JSON: {exc}") from exc
+    body = parse_json(raw, "Request body")
     if not isinstance(body, dict):
         raise MatrixError(400, Codes.BAD_JSON, "Request body must be a JSON object")
     return body
@@ -92,9 +96,4 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 def query_json(request: web.Request, name: str) -> Any:
     raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise MatrixError(400, Codes.NOT_JSON, f"{name} is not valid JSON") from exc
+    return None if raw is None else parse_json(raw, name)

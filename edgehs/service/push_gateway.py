@@ -11,7 +11,6 @@ dedupe by event_id, so a retried batch may resend its first notifications harmle
 the gateway rejects lose their pusher.
 """
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ import aiohttp
 import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
+from edgehs.service import json_parse
 from edgehs.service.outbox import DeliveryFailed
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
@@ -233,7 +233,7 @@ class PushGateway:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
         if status == 200:
             try:
-                answer = json.loads(text)
+                answer = json_parse.loads(text)
             except ValueError:
                 return False  # accepted, even if the answer is not the spec's JSON
             rejected = answer.get("rejected") if isinstance(answer, dict) else None

@@ -4,13 +4,11 @@ https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync
 https://spec.matrix.org/v1.19/client-server-api/#filtering
 """
 
-import json
-
 from aiohttp import web
 
 from edgehs.api.auth import requester
 from edgehs.api.keys import hs
-from edgehs.api.params import json_body, query_bool, query_int
+from edgehs.api.params import json_body, parse_json, query_bool, query_int
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.sync import SyncToken
@@ -30,10 +28,7 @@ async def sync(request: web.Request) -> web.Response:
     definition = None
     if raw_filter:
         if raw_filter.lstrip().startswith("{"):
-            try:
-                definition = json.loads(raw_filter)
-            except ValueError as exc:
-                raise MatrixError(400, Codes.NOT_JSON, "filter is not valid JSON") from exc
+            definition = parse_json(raw_filter, "filter")
         elif _is_filter_id(raw_filter):
             definition = await server.filter_store.get(who.user_id, int(raw_filter))
             if definition is None:

@@ -13,7 +13,6 @@ services written against the older specs, as Synapse does). One HTTP session, cr
 is shared by every call and closed by :meth:`close`.
 """
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 
 from edgehs.errors import Codes, MatrixError
+from edgehs.service import json_parse
 from edgehs.service.appservice.registry import AppService, AppServiceRegistry
 from edgehs.types import JsonDict
 
@@ -114,7 +114,7 @@ class AppServiceQueries:
                      type(exc).__name__, exc)
             return 0, None
         try:
-            return status, json.loads(raw) if raw.strip() else None
+            return status, json_parse.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError):
             log.info("appservice %s: GET %s answered %d with invalid JSON", service.id, path,
                      status)
