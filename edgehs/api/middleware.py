@@ -1,4 +1,4 @@
-"""Error rendering and CORS.
+"""Error rendering, CORS and the JSON content type.
 
 https://spec.matrix.org/v1.19/client-server-api/#standard-error-response
 https://spec.matrix.org/v1.19/client-server-api/#web-browser-clients
@@ -57,3 +57,16 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     resp = await handler(request)
     resp.headers.update(CORS_HEADERS)
     return resp
+
+
+async def json_without_charset(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: send JSON as plain ``Content-Type: application/json``, as the
+    spec's examples and other homeservers do. The media type defines no charset parameter
+    (JSON is UTF-8, RFC 8259 section 11), and clients that compare the whole header value
+    refuse the ``; charset=utf-8`` aiohttp adds to text bodies. Media files keep the type
+    they are served with (a JSON upload is served with ``charset=UTF-8``).
+    https://spec.matrix.org/v1.19/client-server-api/#api-standards"""
+    if isinstance(response, web.FileResponse):
+        return
+    if response.content_type == "application/json" and response.charset is not None:
+        response.charset = None
