@@ -30,6 +30,7 @@ from edgehs.service.push_evaluator import PushEvaluator
 from edgehs.service.push_gateway import PusherService, PushGateway
 from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
+from edgehs.service.registration import RegistrationSessions
 from edgehs.service.reports import ReportService
 from edgehs.service.room_keys import RoomKeyService
 from edgehs.service.room_summary import RoomSummaryService
@@ -116,6 +117,7 @@ class HomeServer:
             self.room_store, self.member_store, self.streams, self.notifier,
         )
         self.users = UserService(config.server_name, self.user_store)
+        self.registration_sessions = RegistrationSessions()
         self.rooms = RoomService(
             config.server_name, self.events, self.room_store, self.member_store,
             self.user_store, config.default_room_version,

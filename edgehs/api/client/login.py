@@ -156,48 +156,87 @@ async def _register_for_appservice(request: web.Request, server: HomeServer,
 
 
 async def register(request: web.Request) -> web.Response:
-    """POST /register — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register"""
+    """POST /register — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register
+
+    Open registration is guarded by a one-stage ``m.login.dummy`` flow whose session
+    remembers the first request's parameters and, once complete, its user (see
+    :mod:`edgehs.service.registration`)."""
     server = hs(request)
     if request.query.get("kind", "user") == "guest":
         raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled")
     if request.query.get("kind", "user") != "user":
         raise MatrixError(400, Codes.INVALID_PARAM, "kind must be user or guest")
     body = await json_body(request)
-    is_appservice = body.get("type") == AS_LOGIN_TYPE
-    if not is_appservice and not server.config.enable_registration:
-        raise MatrixError(403, Codes.FORBIDDEN, "Registration is disabled on this server")
-    inhibit_login = field(body, "inhibit_login", bool, default=False)
-    device_id = field(body, "device_id", str)
-    device_name = field(body, "initial_device_display_name", str)
-    if is_appservice:
+    if body.get("type") == AS_LOGIN_TYPE:
         user_id = await _register_for_appservice(request, server, body)
-    else:
-        user_id = await _register_user(request, server, body)
-    response: JsonDict = {"user_id": user_id, "home_server": server.config.server_name}
-    if not inhibit_login:
-        token, device_id = await server.users.login(user_id, device_id, device_name,
-                                                    ip=request.remote or None)
-        response.update(access_token=token, device_id=device_id)
-    return web.json_response(response)
-
-
-async def _register_user(request: web.Request, server: HomeServer, body: JsonDict) -> str:
-    """Open registration with a dummy UIA stage (the caller checked it is enabled)."""
-    username = field(body, "username", str)
-    password = field(body, "password", str)
-    if username is not None:
-        username = server.users.validate_localpart(username)
-        _check_not_exclusive(server, server.users.user_id(username))
-        if not await server.users.is_available(username):
-            raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
-    auth = body.get("auth")
-    if not isinstance(auth, dict) or auth.get("type") != "m.login.dummy":
-        session = auth.get("session") if isinstance(auth, dict) else None
-        raise uia_challenge([["m.login.dummy"]], session if isinstance(session, str) else None)
+        return await _registered(request, server, user_id, body)
+    if not server.config.enable_registration:
+        raise MatrixError(403, Codes.FORBIDDEN, "Registration is disabled on this server")
+    auth = field(body, "auth", dict)
+    params = {key: value for key, value in body.items() if key != "auth"}
+    session = None
+    if auth is not None and auth.get("session") is not None:
+        session_id = auth["session"]
+        session = (server.registration_sessions.get(session_id)
+                   if isinstance(session_id, str) else None)
+        if session is None:
+            raise MatrixError(400, Codes.UNKNOWN, "Unknown registration session")
+        if session.user_id is not None:
+            # All stages were completed: a retry gets the result again.
+            return await _registered(request, server, session.user_id, session.params)
+        if params:
+            session.params = params
+        params = session.params
+    _check_params(params)
+    await _check_username(server, params)
+    if auth is None or auth.get("type") != "m.login.dummy":
+        session = session or server.registration_sessions.start(params)
+        raise uia_challenge([["m.login.dummy"]], session.session_id)
     server.rc_registration.check(request.remote or "")
+    password = field(params, "password", str)
     if password is None:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
-    return await server.users.register(username, password)
+    username = field(params, "username", str)
+    if session is None:
+        user_id = await server.users.register(username, password)
+    else:
+        async with session.lock:
+            if session.user_id is None:
+                session.user_id = await server.users.register(username, password)
+            user_id = session.user_id
+    return await _registered(request, server, user_id, params)
+
+
+def _check_params(params: JsonDict) -> None:
+    """The types of the registration parameters (400 M_BAD_JSON)."""
+    for key, kind in (("username", str), ("password", str), ("device_id", str),
+                      ("initial_device_display_name", str), ("inhibit_login", bool),
+                      ("refresh_token", bool)):
+        field(params, key, kind)
+
+
+async def _check_username(server: HomeServer, params: JsonDict) -> None:
+    """A requested user name must be valid, free and not reserved, before any stage."""
+    username = field(params, "username", str)
+    if username is not None:
+        localpart = server.users.validate_localpart(username)
+        _check_not_exclusive(server, server.users.user_id(localpart))
+        if not await server.users.is_available(localpart):
+            raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
+
+
+async def _registered(request: web.Request, server: HomeServer, user_id: str,
+                      params: JsonDict) -> web.Response:
+    """The answer for a registered ``user_id``: logged in on a new (or the named) device
+    unless ``inhibit_login``."""
+    response: JsonDict = {"user_id": user_id, "home_server": server.config.server_name}
+    if not field(params, "inhibit_login", bool, default=False):
+        token, device_id = await server.users.login(
+            user_id, field(params, "device_id", str),
+            field(params, "initial_device_display_name", str), ip=request.remote or None,
+        )
+        response.update(access_token=token, device_id=device_id)
+    return web.json_response(response)
 
 
 async def register_available(request: web.Request) -> web.Response:
