@@ -111,3 +111,13 @@ def test_sessions_expire_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     now = time.monotonic()
     monkeypatch.setattr(time, "monotonic", lambda: now + 61)
     assert sessions.get(third.session_id) is None
+
+
+async def test_user_name_is_lower_cased(client: TestClient) -> None:
+    resp = await client.get(f"{V3}/register/available", params={"username": "User-UPPER"})
+    assert (await resp.json()) == {"available": True}
+    resp = await client.post(f"{V3}/register", json={
+        "username": "User-UPPER", "password": "pw", "auth": {"type": "m.login.dummy"}})
+    assert (await resp.json())["user_id"] == "@user-upper:test.local"
+    resp = await client.get(f"{V3}/register/available", params={"username": "USER-upper"})
+    await expect(resp, 400, "M_USER_IN_USE")

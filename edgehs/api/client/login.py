@@ -196,7 +196,7 @@ async def register(request: web.Request) -> web.Response:
     password = field(params, "password", str)
     if password is None:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
-    username = field(params, "username", str)
+    username = _requested_localpart(params)
     if session is None:
         user_id = await server.users.register(username, password)
     else:
@@ -215,9 +215,16 @@ def _check_params(params: JsonDict) -> None:
         field(params, key, kind)
 
 
+def _requested_localpart(params: JsonDict) -> str | None:
+    """The localpart a ``username`` asks for: lower-cased, the spec's "map the provided
+    username onto a user_id in a logical manner" (logins are case-insensitive too)."""
+    username = field(params, "username", str)
+    return None if username is None else username.lower()
+
+
 async def _check_username(server: HomeServer, params: JsonDict) -> None:
     """A requested user name must be valid, free and not reserved, before any stage."""
-    username = field(params, "username", str)
+    username = _requested_localpart(params)
     if username is not None:
         localpart = server.users.validate_localpart(username)
         _check_not_exclusive(server, server.users.user_id(localpart))
@@ -245,7 +252,7 @@ async def register_available(request: web.Request) -> web.Response:
     if not username:
         raise MatrixError(400, Codes.MISSING_PARAM, "Missing username")
     server = hs(request)
-    localpart = server.users.validate_localpart(username)
+    localpart = server.users.validate_localpart(username.lower())
     _check_not_exclusive(server, server.users.user_id(localpart))
     if not await server.users.is_available(localpart):
         raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
