@@ -13,6 +13,7 @@ from edgehs.service.appservice.pusher import AppServicePusher
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
+from edgehs.service.client_ips import ClientIps
 from edgehs.service.cross_signing import CrossSigningService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
@@ -118,6 +119,7 @@ class HomeServer:
         )
         self.users = UserService(config.server_name, self.user_store)
         self.registration_sessions = RegistrationSessions()
+        self.client_ips = ClientIps(self.user_store)
         self.rooms = RoomService(
             config.server_name, self.events, self.room_store, self.member_store,
             self.user_store, config.default_room_version,

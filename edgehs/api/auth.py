@@ -70,6 +70,9 @@ async def requester(request: web.Request) -> Requester:
     if service is not None:
         return await _asserted(request, service, token)
     info = await server.users.validate_token(token)
+    if info.device_id is not None:
+        await server.client_ips.seen(info.user_id, info.device_id, request.remote,
+                                     request.headers.get("User-Agent"))
     return Requester(info.user_id, info.device_id, token, info.room_id)
 
 

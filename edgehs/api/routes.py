@@ -32,6 +32,7 @@ from edgehs.api.client import (
     rooms,
     search,
     send,
+    server_admin,
     sliding_sync,
     sync,
     thirdparty,
@@ -71,6 +72,8 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("PUT", "/devices/{deviceId}", account.put_device),
     ("DELETE", "/devices/{deviceId}", account.delete_device),
     ("POST", "/delete_devices", account.delete_devices),
+    # Server administration
+    ("GET", "/admin/whois/{userId}", server_admin.whois),
     # Rooms and membership
     ("POST", "/createRoom", rooms.create_room),
     ("POST", "/join/{roomIdOrAlias}", rooms.join),

@@ -157,6 +157,28 @@ class UserStore:
         )
         return None if row is None else dict(row)
 
+    async def set_device_seen(self, user_id: str, device_id: str, ts: int, ip: str | None,
+                              user_agent: str | None) -> None:
+        """When, from where and with which User-Agent the device was last seen (an unknown
+        address or agent keeps the one known)."""
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE devices SET last_seen_ts = ?, "
+                "last_seen_ip = COALESCE(?, last_seen_ip), "
+                "last_seen_user_agent = COALESCE(?, last_seen_user_agent) "
+                "WHERE user_id = ? AND device_id = ?",
+                (ts, ip, user_agent, user_id, device_id),
+            )
+        await self.db.write(run)
+
+    async def get_device_connections(self, user_id: str) -> list[dict[str, object]]:
+        """Each device of the user with where it was last seen (whois)."""
+        rows = await self.db.fetchall(
+            "SELECT device_id, last_seen_ts, last_seen_ip, last_seen_user_agent FROM devices "
+            "WHERE user_id = ? ORDER BY device_id", (user_id,),
+        )
+        return [dict(r) for r in rows]
+
     async def set_device_name(self, user_id: str, device_id: str, name: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
             await conn.execute(
