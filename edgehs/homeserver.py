@@ -50,6 +50,7 @@ from edgehs.service.users import UserService
 from edgehs.service.visibility import Visibility
 from edgehs.service.voip import TurnService
 from edgehs.store.account_data import AccountDataStore, FilterStore, ProfileFieldStore, ReceiptStore
+from edgehs.store.appservice_room_list import AppServiceRoomListStore
 from edgehs.store.appservices import AppServiceStore
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
@@ -158,6 +159,7 @@ class HomeServer:
         self.directory = DirectoryService(
             config.server_name, self.events, self.event_store, self.state_store,
             self.room_store, self.member_store, self.visibility,
+            AppServiceRoomListStore(self.db),
         )
         # The media repository (helper: media).
         self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))

@@ -141,6 +141,10 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/rooms/{roomId}/aliases", directory.room_aliases),
     ("GET", "/directory/list/room/{roomId}", directory.get_visibility),
     ("PUT", "/directory/list/room/{roomId}", directory.put_visibility),
+    ("PUT", "/directory/list/appservice/{networkId}/{roomId}",
+     directory.put_appservice_visibility),
+    ("DELETE", "/directory/list/appservice/{networkId}/{roomId}",
+     directory.delete_appservice_visibility),
     ("GET", "/publicRooms", directory.get_public_rooms),
     ("POST", "/publicRooms", directory.post_public_rooms),
     # Profile (helper: ephemeral)

@@ -13,6 +13,7 @@ from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.events import EventService
 from edgehs.service.rooms import validate_alias
 from edgehs.service.visibility import Visibility
+from edgehs.store.appservice_room_list import AppServiceRoomListStore
 from edgehs.store.events import EventStore
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
@@ -31,6 +32,10 @@ class PublicRoomsQuery:
     since: str | None = None
     search: str | None = None
     room_types: tuple[str | None, ...] | None = None
+    # The rooms of one application service network ("{appservice_id}|{network_id}", as
+    # /thirdparty/protocols lists it) instead of the homeserver's own directory; or both.
+    third_party_instance_id: str | None = None
+    include_all_networks: bool = False
 
 
 def check_alias_syntax(alias: str) -> str:
@@ -58,8 +63,10 @@ class DirectoryService:
     def __init__(
         self, server_name: str, events: EventService, event_store: EventStore,
         state: StateStore, rooms: RoomStore, members: MemberStore, visibility: Visibility,
+        appservice_rooms: AppServiceRoomListStore,
     ) -> None:
         self.server_name = server_name
+        self.appservice_rooms = appservice_rooms
         self.events = events
         self.event_store = event_store
         self.state = state
@@ -197,6 +204,39 @@ class DirectoryService:
                               "Only room moderators may publish or unpublish the room")
         await self.rooms.set_visibility(room_id, visibility == "public")
 
+    async def set_appservice_visibility(self, appservice_id: str | None, network_id: str,
+                                        room_id: str, visibility: str) -> None:
+        """Publish or unpublish a room in an application service's directory of one network;
+        only the service itself (its ``as_token``) may.
+        https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3directorylistappservicenetworkidroomid"""
+        if appservice_id is None:
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              "Only application services may change their room directories")
+        if visibility not in ("public", "private"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "visibility must be public or private")
+        if await self.rooms.get_room(room_id) is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Room not found")
+        await self.appservice_rooms.set_published(appservice_id, network_id, room_id,
+                                                  visibility == "public")
+
+    async def _listed_room_ids(self, query: PublicRoomsQuery) -> list[str]:
+        """The rooms a /publicRooms query lists: the homeserver's directory, one application
+        service network's, or (``include_all_networks``) all of them."""
+        if query.third_party_instance_id is not None:
+            if query.include_all_networks:
+                raise MatrixError(400, Codes.INVALID_PARAM, "third_party_instance_id cannot "
+                                  "be combined with include_all_networks")
+            # An instance id no service announced lists no rooms.
+            appservice_id, sep, network_id = query.third_party_instance_id.partition("|")
+            return (await self.appservice_rooms.get_room_ids(appservice_id, network_id)
+                    if sep else [])
+        room_ids = await self.rooms.get_public_room_ids()
+        if query.include_all_networks:
+            known = set(room_ids)
+            room_ids += [r for r in await self.appservice_rooms.get_all_room_ids()
+                         if r not in known]
+        return room_ids
+
     async def room_summary(self, room_id: str) -> tuple[JsonDict, list[str]]:
         """One ``PublishedRoomsChunk`` entry, and the room's ``alt_aliases`` (for search)."""
         state = await self._current_state(room_id, SUMMARY_TYPES)
@@ -227,7 +267,7 @@ class DirectoryService:
         Tokens are offsets into that order: ``n{offset}`` forwards, ``p{offset}`` back."""
         offset = _parse_since(query.since)
         rooms = []
-        for room_id in await self.rooms.get_public_room_ids():
+        for room_id in await self._listed_room_ids(query):
             entry, alt_aliases = await self.room_summary(room_id)
             if entry["num_joined_members"] > 0 and _matches(entry, alt_aliases, query):
                 rooms.append(entry)

@@ -96,14 +96,33 @@ async def post_public_rooms(request: web.Request) -> web.Response:
     room_types = field(flt, "room_types", list)
     if room_types is not None and not all(t is None or isinstance(t, str) for t in room_types):
         raise MatrixError(400, Codes.BAD_JSON, "room_types must hold strings or null")
-    include_all = field(body, "include_all_networks", bool, default=False)
-    network = field(body, "third_party_instance_id", str)
     query = PublicRoomsQuery(
         limit=limit or None, since=field(body, "since", str) or None,
         search=field(flt, "generic_search_term", str) or None,
         room_types=None if room_types is None else tuple(room_types),
+        third_party_instance_id=field(body, "third_party_instance_id", str),
+        include_all_networks=bool(field(body, "include_all_networks", bool, default=False)),
     )
-    if network is not None and not include_all:
-        # No third-party networks are bridged here: that network has no rooms.
-        return web.json_response({"chunk": [], "total_room_count_estimate": 0})
     return web.json_response(await server.directory.public_rooms(query))
+
+
+async def put_appservice_visibility(request: web.Request) -> web.Response:
+    """PUT /directory/list/appservice/{networkId}/{roomId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3directorylistappservicenetworkidroomid"""
+    who = await requester(request)
+    body = await json_body(request, allow_empty=False)
+    visibility = require(body, "visibility", str)
+    await hs(request).directory.set_appservice_visibility(
+        who.appservice_id, request.match_info["networkId"], request.match_info["roomId"],
+        visibility)
+    return web.json_response({})
+
+
+async def delete_appservice_visibility(request: web.Request) -> web.Response:
+    """DELETE /directory/list/appservice/{networkId}/{roomId}: Synapse's (not the spec's)
+    shorthand for a PUT with ``"visibility": "private"``, which bridges and SyTest use.
+    https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3directorylistappservicenetworkidroomid"""
+    who = await requester(request)
+    await hs(request).directory.set_appservice_visibility(
+        who.appservice_id, request.match_info["networkId"], request.match_info["roomId"],
+        "private")
+    return web.json_response({})
