@@ -161,10 +161,10 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("POST", "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipts.post_receipt),
     ("POST", "/rooms/{roomId}/read_markers", receipts.set_read_markers),
     # Push notifications: push rules, pushers, /notifications (helper: push)
+    # The spec's listing paths end in "/"; without it they are unknown endpoints (as in
+    # Synapse), so a client that works here works there.
     ("GET", "/pushrules/", push.get_push_rules),
-    ("GET", "/pushrules", push.get_push_rules),
     ("GET", "/pushrules/global/", push.get_global_push_rules),
-    ("GET", "/pushrules/global", push.get_global_push_rules),
     ("GET", "/pushrules/global/{kind}/{ruleId}", push.get_push_rule),
     ("PUT", "/pushrules/global/{kind}/{ruleId}", push.put_push_rule),
     ("DELETE", "/pushrules/global/{kind}/{ruleId}", push.delete_push_rule),
