@@ -5,6 +5,7 @@ https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register
 https://spec.matrix.org/v1.19/client-server-api/#user-interactive-authentication-api
 """
 
+import re
 import time
 from typing import Any
 
@@ -13,6 +14,8 @@ from aiohttp.test_utils import TestClient
 from spec_schema import MatrixSpec
 from support import V3, expect
 
+from edgehs.api.keys import HS_KEY
+from edgehs.service.appservice.registry import AppService, Namespace
 from edgehs.service.registration import RegistrationSessions
 
 
@@ -121,3 +124,18 @@ async def test_user_name_is_lower_cased(client: TestClient) -> None:
     assert (await resp.json())["user_id"] == "@user-upper:test.local"
     resp = await client.get(f"{V3}/register/available", params={"username": "USER-upper"})
     await expect(resp, 400, "M_USER_IN_USE")
+
+
+async def test_appservice_registration_checks_types_first(client: TestClient) -> None:
+
+    client.app[HS_KEY].appservices.add(AppService(
+        id="bridge", url=None, as_token="as-secret", hs_token="hs-secret",
+        sender_localpart="bridgebot", server_name="test.local",
+        users=(Namespace(re.compile(r"@_br_.*:test\.local"), exclusive=True),)))
+    body = {"type": "m.login.application_service", "username": "_br_x", "device_id": 5}
+    headers = {"Authorization": "Bearer as-secret"}
+    resp = await client.post(f"{V3}/register", json=body, headers=headers)
+    await expect(resp, 400, "M_BAD_JSON")
+    resp = await client.post(f"{V3}/register", json={**body, "device_id": "D"},
+                             headers=headers)
+    assert resp.status == 200, await resp.text()  # the first attempt registered no one

@@ -168,6 +168,7 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(400, Codes.INVALID_PARAM, "kind must be user or guest")
     body = await json_body(request)
     if body.get("type") == AS_LOGIN_TYPE:
+        _check_params(body)
         user_id = await _register_for_appservice(request, server, body)
         return await _registered(request, server, user_id, body)
     if not server.config.enable_registration:
