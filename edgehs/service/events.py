@@ -25,9 +25,15 @@ from signedjson.types import SigningKey
 from edgehs.errors import AuthError, Codes, MatrixError
 from edgehs.protocol.canonical_json import check_canonical_json, json_size
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
-from edgehs.protocol.events import compute_event_id, room_id_for_create_event, sign_event
+from edgehs.protocol.events import (
+    compute_event_id,
+    redaction_target,
+    room_id_for_create_event,
+    sign_event,
+)
 from edgehs.protocol.room_versions import RoomVersion, get_room_version
 from edgehs.service.notifier import Notifier
+from edgehs.service.redactions import check_may_redact, redaction_power
 from edgehs.store.db import Database
 from edgehs.store.events import (
     DuplicateTransaction,
@@ -192,6 +198,8 @@ class EventService:
             known = await self.events.get_pdus(
                 head.state[k] for k in {*keys, CREATE_KEY} if k in head.state
             )
+            if redacts is not None:
+                await check_may_redact(self.events, room_id, sender, redacts, head.state)
             pdu = self._build(rv, room_id, sender, event_type, content, state_key,
                               head.extremities, head.depth + 1, head.state, known, redacts,
                               origin_server_ts)
@@ -266,12 +274,15 @@ class EventService:
         ]
         extra_rows = [rows for hook in self.event_rows
                       if (rows := await hook(room_id, pending)) is not None]
+        by_power = [redaction_target(pdu) is not None
+                    and await redaction_power(self.events, pdu["sender"], before)
+                    for pdu, before, _ in pending]
 
         async def run(conn: aiosqlite.Connection) -> tuple[list[int], int]:
             positions = []
             group = head.state_group if head else None
-            for (pdu, before_state, after_state), destinations in zip(
-                pending, deliveries, strict=True
+            for (pdu, before_state, after_state), destinations, power in zip(
+                pending, deliveries, by_power, strict=True
             ):
                 pos = self.streams.next()
                 if group is None:
@@ -282,7 +293,8 @@ class EventService:
                     group = await self.state.add_group(conn, room_id, before, before_state,
                                                        after_state)
                 await insert_event(conn, pdu, pos, room_id, state_before=before,
-                                   state_after=group, txn_id=txn_id, device_id=device_id)
+                                   state_after=group, txn_id=txn_id, device_id=device_id,
+                                   redaction_by_power=power)
                 await set_forward_extremities(conn, room_id, pdu["event_id"],
                                               pdu["prev_events"])
                 if "state_key" in pdu:

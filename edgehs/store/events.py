@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from edgehs.protocol.canonical_json import encode_canonical_json
+from edgehs.protocol.events import redaction_target
 from edgehs.store.db import Database, Row
 from edgehs.types import JsonDict
 
@@ -37,8 +38,8 @@ class StoredEvent:
 # Columns every event query selects, and whether a redaction applies to the row.
 SELECT_EVENT = """
 SELECT e.stream_ordering, e.event_id, e.room_id, e.json, e.txn_id, e.device_id,
-       (SELECT r.event_id FROM redactions r JOIN events re ON re.event_id = r.event_id
-         WHERE r.redacts = e.event_id AND re.rejected_reason IS NULL LIMIT 1) AS redacted_by
+       (SELECT r.event_id FROM applied_redactions r WHERE r.redacts = e.event_id LIMIT 1)
+         AS redacted_by
 FROM events e
 """
 
@@ -213,8 +214,12 @@ async def insert_event(
     rejected_reason: str | None = None,
     txn_id: str | None = None,
     device_id: str | None = None,
+    redaction_by_power: bool = False,
 ) -> None:
-    """Insert the event, its DAG edges, its relation and redaction rows."""
+    """Insert the event, its DAG edges, its relation and redaction rows.
+
+    ``redaction_by_power``: for an ``m.room.redaction``, whether its sender had the room's
+    ``redact`` level (migration 0015 says when a redaction applies)."""
     event_id = pdu["event_id"]
     body = {k: v for k, v in pdu.items() if k != "event_id"}
     try:
@@ -247,11 +252,11 @@ async def insert_event(
             "INSERT OR IGNORE INTO event_relations VALUES (?, ?, ?, ?, ?)",
             (event_id, relates["event_id"], relates["rel_type"], room_id, pdu["type"]),
         )
-    if pdu["type"] == "m.room.redaction":
-        redacts = pdu.get("redacts") or (content or {}).get("redacts")
-        if isinstance(redacts, str):
-            await conn.execute("INSERT OR IGNORE INTO redactions VALUES (?, ?)",
-                               (event_id, redacts))
+    redacts = redaction_target(pdu)
+    if redacts is not None:
+        await conn.execute(
+            "INSERT OR IGNORE INTO redactions (event_id, redacts, by_power) VALUES (?, ?, ?)",
+            (event_id, redacts, int(redaction_by_power)))
 
 
 async def set_forward_extremities(

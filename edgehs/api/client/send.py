@@ -153,9 +153,6 @@ async def redact(request: web.Request) -> web.Response:
     await server.events.room_version(room_id)
     await server.visibility.require_joined(room_id, who.user_id)
     target_id = request.match_info["eventId"]
-    target = await server.event_store.get_event(target_id)
-    if target is None or target.room_id != room_id:
-        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
     content: JsonDict = {}
     reason = field(body, "reason", str)
     if reason is not None:
