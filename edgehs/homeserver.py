@@ -42,6 +42,7 @@ from edgehs.service.sync_e2ee import E2eeSync
 from edgehs.service.threads import ThreadService
 from edgehs.service.to_device import ToDeviceService
 from edgehs.service.typing import TypingService
+from edgehs.service.uia import UiaSessions
 from edgehs.service.upgrade import UpgradeService
 from edgehs.service.user_directory import UserDirectoryService
 from edgehs.service.users import UserService
@@ -116,6 +117,7 @@ class HomeServer:
             self.room_store, self.member_store, self.streams, self.notifier,
         )
         self.users = UserService(config.server_name, self.user_store)
+        self.uia = UiaSessions()
         self.rooms = RoomService(
             config.server_name, self.events, self.room_store, self.member_store,
             self.user_store, config.default_room_version,

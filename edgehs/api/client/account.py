@@ -31,7 +31,7 @@ async def change_password(request: web.Request) -> web.Response:
     """POST /account/password — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountpassword"""
     who = await requester(request)
     body = await json_body(request)
-    await require_password(request, who, body)
+    await require_password(request, who, body, ("new_password", "logout_devices"))
     new_password = require(body, "new_password", str)
     if not new_password:
         raise MatrixError(400, Codes.WEAK_PASSWORD, "The new password must not be empty")
@@ -56,7 +56,7 @@ async def deactivate(request: web.Request) -> web.Response:
     body = await json_body(request)
     erase = field(body, "erase", bool, default=False)
     field(body, "id_server", str)
-    await require_password(request, who, body)
+    await require_password(request, who, body, ("erase",))
     server = hs(request)
     if erase:
         for key in ("displayname", "avatar_url"):
@@ -119,7 +119,7 @@ async def delete_device(request: web.Request) -> web.Response:
     device_id = request.match_info["deviceId"]
     if await server.user_store.get_device(who.user_id, device_id) is None:
         raise MatrixError(404, Codes.NOT_FOUND, "No such device")
-    await require_password(request, who, body)
+    await require_password(request, who, body)  # bound to the path, which names the device
     await server.user_store.delete_devices(who.user_id, [device_id])
     await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
     return web.json_response({})
@@ -132,7 +132,7 @@ async def delete_devices(request: web.Request) -> web.Response:
     devices = require(body, "devices", list)
     if not all(isinstance(d, str) for d in devices):
         raise MatrixError(400, Codes.BAD_JSON, "devices must be a list of device ids")
-    await require_password(request, who, body)
+    await require_password(request, who, body, ("devices",))
     server = hs(request)
     await server.user_store.delete_devices(who.user_id, devices)
     if devices:

@@ -11,7 +11,7 @@ their ``as_token``; nobody else may register a user id in a service's exclusive 
 from aiohttp import web
 
 from edgehs.api.auth import get_token, requester
-from edgehs.api.client.uia import uia_challenge
+from edgehs.api.client.uia import uia_challenge, uia_session
 from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body
 from edgehs.errors import Codes, MatrixError
@@ -190,10 +190,10 @@ async def _register_user(request: web.Request, server: HomeServer, body: JsonDic
         _check_not_exclusive(server, server.users.user_id(username))
         if not await server.users.is_available(username):
             raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
+    session = uia_session(request, None, body)
     auth = body.get("auth")
     if not isinstance(auth, dict) or auth.get("type") != "m.login.dummy":
-        session = auth.get("session") if isinstance(auth, dict) else None
-        raise uia_challenge([["m.login.dummy"]], session if isinstance(session, str) else None)
+        raise uia_challenge([["m.login.dummy"]], session.session_id)
     server.rc_registration.check(request.remote or "")
     if password is None:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
