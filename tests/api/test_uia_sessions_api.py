@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from support import V3, User, expect
+from test_as_acting_api import AS, ghost, install, service
 
 
 async def login(client: TestClient, name: str, device_id: str) -> None:
@@ -101,3 +102,23 @@ async def test_session_of_another_user_and_unknown_sessions(client: TestClient,
     data = await expect(resp, 401, "M_FORBIDDEN")
     assert data["session"]
     assert "DEVA" in await device_ids(client, alice)
+
+
+async def test_appservice_deactivates_its_user_without_uia(client: TestClient) -> None:
+    """https://spec.matrix.org/v1.19/application-service-api/ (SyTest 'AS can deactivate a
+    user'): the as_token acting as a user of its namespace needs no password stage."""
+    install(client, service())
+    user_id = await ghost(client, "_act_leaving")
+    resp = await client.post(f"{V3}/account/deactivate", params={"user_id": user_id},
+                             headers=AS, json={})
+    assert resp.status == 200, await resp.text()
+    resp = await client.post(f"{V3}/account/deactivate", headers=AS, json={})
+    assert resp.status == 200, await resp.text()  # its sender user too
+
+
+async def test_a_failed_stage_lists_the_completed_ones(client: TestClient, register: Any) -> None:
+    alice = await register("alice")
+    resp = await client.post(f"{V3}/account/deactivate", headers=alice.auth,
+                             json={"auth": password_auth(alice, password="wrong")})
+    data = await expect(resp, 401, "M_FORBIDDEN")
+    assert data["completed"] == []

@@ -30,8 +30,7 @@ def uia_challenge(flows: list[list[str]], session: str,
         "params": {},
         "session": session,
     }
-    if done := sorted(completed):
-        extra["completed"] = done
+    extra["completed"] = sorted(completed)
     errcode, msg = error or (Codes.UNAUTHORIZED, "Additional authentication is required")
     return MatrixError(401, Codes(errcode), msg, **extra)
 
@@ -56,7 +55,12 @@ def uia_session(request: web.Request, user_id: str | None, body: JsonDict,
 async def require_password(request: web.Request, who: Requester, body: JsonDict,
                            fields: Iterable[str] = ()) -> None:
     """Pass only when ``body.auth`` proves the requester's password (m.login.password) in a
-    session bound to this operation (``fields``: the body keys that define it)."""
+    session bound to this operation (``fields``: the body keys that define it).
+
+    Application services act without it: the spec exempts them from the device management and
+    cross-signing stages (v1.17), and Synapse lets them deactivate their users the same way."""
+    if who.appservice_id is not None:
+        return
     session = uia_session(request, who.user_id, body, fields)
     if PASSWORD in session.completed:
         return
@@ -76,5 +80,5 @@ async def require_password(request: web.Request, who: Requester, body: JsonDict,
         who.user_id, password
     ):
         raise uia_challenge([[PASSWORD]], session.session_id,
-                            (Codes.FORBIDDEN, "Invalid password"))
+                            (Codes.FORBIDDEN, "Invalid password"), session.completed)
     session.completed.add(PASSWORD)
