@@ -239,6 +239,11 @@ OTHER_ROUTES: Sequence[Route] = (
     # MSC2666's unstable mutual rooms path, which Synapse serves (helper: search)
     ("GET", "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
      user_directory.mutual_rooms_unstable),
+    # Cross-signing under the unstable prefix it had before v1.1 (MSC1756), which clients of
+    # that time still call
+    ("POST", "/_matrix/client/unstable/keys/device_signing/upload",
+     keys.upload_cross_signing_keys),
+    ("POST", "/_matrix/client/unstable/keys/signatures/upload", keys.upload_signatures),
     # Simplified sliding sync, MSC4186 (Element X) (helper: sliding sync)
     ("POST", sliding_sync.PATH, sliding_sync.sliding_sync),
     # The 2015 run-time AS registration, admins only (helper: AS registration)
