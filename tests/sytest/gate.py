@@ -9,6 +9,8 @@ listed in ``passing.txt`` does not pass.
   instead of running anything.
 - A listed test that failed is run once more, with the rest of its file (SyTest's fixtures
   are per file), and counts as passed if it passes then; it is named as flaky either way.
+- Test files or folders among the arguments (``tests/30rooms/10redactions.pl``) run only those,
+  and only their listed tests count.
 - ``--update`` adds every test that passed to ``passing.txt``. The list only grows: a test
   leaves it only by hand, with the reason in the commit.
 
@@ -97,6 +99,10 @@ def main() -> int:
     tests = load(args.results) if args.results else run(args.out, extra)
     passed = {key(t) for t in tests if t["status"] == "ok"}
     listed = read_list(LIST)
+    # Test files or folders named on the command line: only their listed tests count.
+    chosen = tuple(a.rstrip("/") for a in extra if a.startswith("tests/"))
+    if chosen:
+        listed = [k for k in listed if k.startswith(chosen)]
     failed = [k for k in listed if k not in passed]
     flaky = []
     if failed and not args.results:
@@ -113,7 +119,7 @@ def main() -> int:
         print(f"FAILED (listed in passing.txt): {k}")
     new = sorted(passed - set(listed))
     if new and args.update:
-        write_list(LIST, set(listed) | passed)
+        write_list(LIST, set(read_list(LIST)) | passed)
         print(f"sytest: added {len(new)} tests to {LIST.relative_to(ROOT)}")
     elif new:
         print(f"sytest: {len(new)} tests pass that passing.txt does not list yet "
