@@ -230,3 +230,21 @@ async def test_get_single_event_needs_visibility(
     for who, path in ((bob, event_id), (alice, "$nope")):
         resp = await client.get(f"{V3}/events/{path}", headers=who.auth)
         await expect(resp, 404, "M_NOT_FOUND")
+
+
+async def test_next_batch_pages_forwards_in_v1_messages(
+        client: TestClient, register: Callable[[str], Awaitable[User]],
+        create_room: Callable[..., Awaitable[str]]) -> None:
+    alice = await register("alice")
+    room_id = await create_room(alice)
+    since = (await get_sync(client, alice))["next_batch"]
+    event_id = await send(client, alice, room_id, "2")
+    path = f"/_matrix/client/api/v1/rooms/{room_id}/messages"
+    body = await get(client, alice, path, dir="f", **{"from": since})
+    assert [e["event_id"] for e in body["chunk"]] == [event_id]
+    # At the live edge the token to continue from is still given, and leads to what comes.
+    edge = await get(client, alice, path, dir="f", **{"from": body["end"]})
+    assert edge["chunk"] == [] and "end" in edge
+    later = await send(client, alice, room_id, "3")
+    body = await get(client, alice, path, dir="f", **{"from": edge["end"]})
+    assert [e["event_id"] for e in body["chunk"]] == [later]
