@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
-from edgehs.service.initial_sync import legacy_presence, receipt_event
+from edgehs.service.initial_sync import format_v1, legacy_presence, receipt_event
 from edgehs.service.notifier import Notifier
 from edgehs.service.presence import PresenceService
 from edgehs.service.sync import SyncToken
@@ -105,7 +105,7 @@ class EventStreamService:
             rooms = [r for r, (m, _, pos) in memberships.items() if m == "join" or pos > after]
         timeline, end_position = await self._timeline(user_id, rooms, after, now.position,
                                                       limit)
-        chunk = await self.formatter.format(timeline, user_id, device_id)
+        chunk = await format_v1(self.formatter, timeline, user_id, device_id)
         for r in joined:
             if since.typing < 0 or self.typing.changed_since(r, since.typing):
                 users = self.typing.typing_users(r)

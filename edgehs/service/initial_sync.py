@@ -11,11 +11,14 @@ up to it, and no presence or receipts. A room the user never joined but may read
 ``world_readable``) is previewed: its current state and the messages they may see, without
 ``membership`` or account data.
 
-Two keys that the OpenAPI definitions do not list are kept from the historic implementation
-(clients of the 2015 API read them): ``receipts`` (m.receipt events with their ``room_id``) in
-both responses and ``presence`` in the room one; m.presence events carry the old
-``content.user_id`` too.
+Some of the 2015 shapes that the OpenAPI definitions do not list are kept, because clients of
+that API read them: ``receipts`` (m.receipt events with their ``room_id``) in both responses
+and ``presence`` in the room one; m.presence events carry ``content.user_id``; room events carry
+``user_id`` (their sender) and the ``unsigned`` keys of the v1 format at the top level
+(:func:`v1_event`), as in Synapse's v1 serialisation.
 """
+
+from collections.abc import Iterable
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
@@ -25,12 +28,36 @@ from edgehs.service.receipts import receipt_content
 from edgehs.service.sync import SyncToken
 from edgehs.service.visibility import EVERYTHING, Visibility
 from edgehs.store.account_data import AccountDataStore, ReceiptRow, ReceiptStore
-from edgehs.store.events import EventStore
+from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
 from edgehs.types import JsonDict, StateMap
 
 DEFAULT_LIMIT = 10
+
+
+# unsigned keys the v1 event format also shows at the top level of an event.
+V1_COPIED_KEYS = ("age", "redacted_because", "replaces_state", "prev_content",
+                  "invite_room_state", "knock_room_state")
+
+
+def v1_event(event: JsonDict) -> JsonDict:
+    """A client event in the 2015 format: ``user_id`` beside ``sender``, and the unsigned
+    keys of :data:`V1_COPIED_KEYS` at the top level too."""
+    out = dict(event)
+    if "sender" in out:
+        out["user_id"] = out["sender"]
+    unsigned = out.get("unsigned")
+    if isinstance(unsigned, dict):
+        out.update({k: unsigned[k] for k in V1_COPIED_KEYS if k in unsigned})
+    return out
+
+
+async def format_v1(formatter: ClientEventFormatter, events: Iterable[StoredEvent],
+                    user_id: str, device_id: str | None = None, *,
+                    bundle: bool = True) -> list[JsonDict]:
+    return [v1_event(e) for e in await formatter.format(events, user_id, device_id,
+                                                        bundle=bundle)]
 
 
 def legacy_presence(presence: PresenceService, user_id: str) -> JsonDict:
@@ -72,6 +99,15 @@ class InitialSyncService:
 
     async def initial_sync(self, user_id: str, device_id: str | None, limit: int,
                            archived: bool) -> JsonDict:
+        """A client starting up: it counts as a poll, so the user is online (as /sync with
+        the default ``set_presence``)."""
+        if self.presence is None:
+            return await self._initial_sync(user_id, device_id, limit, archived)
+        with self.presence.syncing(user_id, "online"):
+            return await self._initial_sync(user_id, device_id, limit, archived)
+
+    async def _initial_sync(self, user_id: str, device_id: str | None, limit: int,
+                            archived: bool) -> JsonDict:
         now = self.now()
         wanted = ("join", "invite", "leave", "ban") if archived else ("join", "invite")
         memberships = await self.members.get_rooms_for_user(user_id, wanted)
@@ -89,7 +125,7 @@ class InitialSyncService:
             if membership == "invite":
                 invite = await self.events.get_event(event_id)
                 if invite is not None:
-                    entry["invite"] = (await self.formatter.format([invite], user_id))[0]
+                    entry["invite"] = (await format_v1(self.formatter, [invite], user_id))[0]
                 rooms.append(entry)
                 continue
             upto = now.position if membership == "join" else pos
@@ -162,7 +198,7 @@ class InitialSyncService:
             events.reverse()
         start = SyncToken(events[0].stream_ordering - 1 if events else upto, now.typing)
         end = now if upto == now.position else SyncToken(upto, now.typing)
-        return {"chunk": await self.formatter.format(events, user_id, device_id),
+        return {"chunk": await format_v1(self.formatter, events, user_id, device_id),
                 "start": str(start), "end": str(end)}
 
     async def _state(self, room_id: str, user_id: str, after_event: str | None) -> list[JsonDict]:
@@ -173,7 +209,7 @@ class InitialSyncService:
         else:
             state = await self.state.get_state_after(after_event)
         loaded = await self.events.get_events((state or {}).values())
-        return await self.formatter.format(loaded.values(), user_id, bundle=False)
+        return await format_v1(self.formatter, loaded.values(), user_id, bundle=False)
 
     async def _presence_of_co_members(self, user_id: str) -> list[JsonDict]:
         """The known presence of everyone sharing a room with the user, and the user's."""

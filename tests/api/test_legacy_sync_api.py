@@ -141,7 +141,10 @@ async def test_initial_sync(client: TestClient, spec: MatrixSpec,
     assert rooms[invited]["invite"]["sender"] == bob.user_id
     receipts = {r["room_id"]: r for r in body["receipts"]}
     assert alice.user_id in receipts[room_id]["content"][event_id]["m.read"]
-    assert alice.user_id in [p["content"]["user_id"] for p in body["presence"]]
+    # The 2015 event format: user_id beside sender. Polling counts as being online.
+    assert all(e["user_id"] == e["sender"] for e in joined["state"] + joined["messages"]["chunk"])
+    mine = [p["content"] for p in body["presence"] if p["content"]["user_id"] == alice.user_id]
+    assert mine[0]["presence"] == "online" and "last_active_ago" in mine[0]
     empty = await get(client, alice, f"{V3}/initialSync", limit=0)
     assert [r["messages"]["chunk"] for r in empty["rooms"] if r["room_id"] == room_id] == [[]]
 
