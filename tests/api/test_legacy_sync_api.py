@@ -251,3 +251,13 @@ async def test_next_batch_pages_forwards_in_v1_messages(
     later = await send(client, alice, room_id, "3")
     body = await get(client, alice, path, dir="f", **{"from": edge["end"]})
     assert [e["event_id"] for e in body["chunk"]] == [later]
+
+
+async def test_event_stream_rejects_bad_parameters(
+        client: TestClient, register: Callable[[str], Awaitable[User]]) -> None:
+    alice = await register("alice")
+    for params in ({"limit": "0"}, {"from": "nonsense"}, {"from": "s999999_0"},
+                   {"timeout": "soon"}):
+        resp = await client.get(f"{R0}/events", params={"timeout": "0", **params},
+                                headers=alice.auth)
+        await expect(resp, 400, "M_INVALID_PARAM")

@@ -36,7 +36,8 @@ async def events(request: web.Request) -> web.Response:
         who.check_room(room_id)
     timeout = query_int(request, "timeout", DEFAULT_TIMEOUT_MS,
                         maximum=server.config.max_sync_timeout_ms)
-    limit = query_int(request, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    # At least one event: with none, `end` could never move past a waiting event.
+    limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     body = await server.event_stream.get_events(
         who.user_id, who.device_id, is_guest=who.is_guest, since=since, timeout_ms=timeout,
         room_id=room_id, limit=limit)
