@@ -15,8 +15,11 @@ from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.cross_signing import CrossSigningService
 from edgehs.service.directory import DirectoryService
+from edgehs.service.event_stream import EventStreamService
 from edgehs.service.events import EventService
+from edgehs.service.guests import GuestService
 from edgehs.service.hierarchy import HierarchyService
+from edgehs.service.initial_sync import InitialSyncService
 from edgehs.service.keys import KeyService
 from edgehs.service.media import MediaService
 from edgehs.service.messages import MessagesService
@@ -122,6 +125,11 @@ class HomeServer:
             config.server_name, self.events, self.room_store, self.member_store,
             self.user_store, config.default_room_version,
         )
+        # Guest accounts: joins only where m.room.guest_access allows, removed when it ends.
+        self.guests = GuestService(config.allow_guest_access, self.users, self.user_store,
+                                   self.events, self.member_store)
+        self.rooms.guests = self.guests
+        self.events.after_send.append(self.guests.after_send)
         self.account_data_store = AccountDataStore(self.db)
         self.account_data = AccountDataService(self.events, self.account_data_store)
         self.receipt_store = ReceiptStore(self.db)
@@ -136,6 +144,16 @@ class HomeServer:
             self.receipt_store, self.typing, self.formatter, self.notifier,
         )
         self.sync.visibility = self.visibility
+        # The deprecated /initialSync, room initialSync and /events (room previews too).
+        self.initial_sync = InitialSyncService(
+            self.event_store, self.state_store, self.member_store, self.room_store,
+            self.account_data_store, self.receipt_store, self.visibility, self.formatter,
+            self.notifier,
+        )
+        self.event_stream = EventStreamService(
+            self.event_store, self.member_store, self.account_data_store, self.receipt_store,
+            self.typing, self.visibility, self.formatter, self.notifier,
+        )
         enabled = config.rate_limits_enabled
         self.rc_message = RateLimiter(config.rc_message, enabled)
         self.rc_login = RateLimiter(config.rc_login, enabled)
@@ -233,6 +251,8 @@ class HomeServer:
                                         self.notifier, enabled=config.presence_enabled)
         await self.presence.load()
         self.sync.presence = self.presence
+        self.initial_sync.presence = self.presence
+        self.event_stream.presence = self.presence
         self.events.fanouts.append(self.presence.activity_from_event)
         self.notifier.add_edu_listener(self.presence.on_edu)
         self.presence.listeners.append(self.as_pusher.on_presence)

@@ -17,6 +17,7 @@ from edgehs.api.client import (
     directory,
     hierarchy,
     keys,
+    legacy,
     login,
     media,
     messages,
@@ -102,6 +103,11 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/rooms/{roomId}/event/{eventId}", send.get_event),
     # Sync and filters
     ("GET", "/sync", sync.sync),
+    # The deprecated event stream and initial syncs; room previews (helper: guests+legacy)
+    ("GET", "/events", legacy.events),
+    ("GET", "/events/{eventId}", legacy.event),
+    ("GET", "/initialSync", legacy.initial_sync),
+    ("GET", "/rooms/{roomId}/initialSync", legacy.room_initial_sync),
     ("POST", "/user/{userId}/filter", sync.create_filter),
     ("GET", "/user/{userId}/filter/{filterId}", sync.get_filter),
     # Send-to-Device messaging (helper: e2ee)

@@ -115,6 +115,9 @@ class EventService:
         self.outbox_wake: Callable[[Iterable[str]], None] | None = None
         # Rows computed before the transaction and written with each event (push rules).
         self.event_rows: list[EventRowsHook] = []
+        # Run after each local event was stored and announced, outside the room lock: rules
+        # that answer an event with more events (guests leaving when guest access ends).
+        self.after_send: list[Callable[[StoredEvent], Awaitable[None]]] = []
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         return self._locks.setdefault(room_id, asyncio.Lock())
@@ -209,6 +212,8 @@ class EventService:
                                            txn_id, device_id)
         # 6. wake /sync and the senders
         self.notifier.notify(stored.stream_ordering)
+        for hook in self.after_send:
+            await hook(stored)
         return stored
 
     def _build(

@@ -234,6 +234,15 @@ class PresenceService:
     def event(self, user_id: str, now: int | None = None) -> JsonDict:
         return {"type": "m.presence", "sender": user_id, "content": self.content(user_id, now)}
 
+    def changed_since(self, since: int | None) -> list[str]:
+        """The users whose presence changed after serial ``since`` (every known one when
+        None), oldest change first: the legacy /events stream and /initialSync use it."""
+        if not self.enabled:
+            return []
+        return [uid for _, uid in sorted(
+            (u.serial, uid) for uid, u in self._users.items()
+            if u.serial and (since is None or u.serial > since))]
+
     async def is_visible(self, observer: str, observed: str) -> bool:
         """A user sees the presence of those sharing a joined room with them, and their own."""
         return observer == observed or observed in await self.store.co_members(observer)

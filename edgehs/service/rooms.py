@@ -14,6 +14,7 @@ from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.events import EventService
+from edgehs.service.guests import GuestService
 from edgehs.store.rooms import MemberStore, RoomStore, insert_alias, set_room_visibility
 from edgehs.store.users import UserStore
 from edgehs.types import JsonDict
@@ -49,6 +50,8 @@ class RoomService:
         self.default_room_version = default_room_version
         # Asks application services about unknown aliases and users (set by homeserver.py).
         self.as_queries: AppServiceQueries | None = None
+        # Guest accounts' rules about rooms (set by homeserver.py).
+        self.guests: GuestService | None = None
 
     def room_versions_capability(self) -> JsonDict:
         """The ``m.room_versions`` capability: the version of new rooms and every supported one.
@@ -190,7 +193,14 @@ class RoomService:
                 and await self.users.get_user(user_id) is None):
             await self.as_queries.query_user(user_id)
 
-    async def join(self, room_id: str, user_id: str, reason: str | None = None) -> str:
+    async def join(self, room_id: str, user_id: str, reason: str | None = None, *,
+                   is_guest: bool = False) -> str:
+        """``is_guest``: the user is a guest, who may join only rooms that let guests in
+        (https://spec.matrix.org/v1.19/client-server-api/#guest-access)."""
+        if is_guest:
+            if self.guests is None:
+                raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests may not join rooms")
+            await self.guests.check_join(room_id)
         extra = {"reason": reason} if reason else {}
         content = await self.member_content(user_id, "join", **extra)
         await self.events.send(room_id, user_id, "m.room.member", content, user_id)

@@ -76,10 +76,11 @@ class UserService:
 
     async def register(
         self, localpart: str | None, password: str | None, *, admin: bool = False,
-        appservice_id: str | None = None, historical: bool = False,
+        appservice_id: str | None = None, historical: bool = False, is_guest: bool = False,
     ) -> str:
         """Create the account; returns the user id. M_USER_IN_USE if taken. ``historical``
-        allows the historical grammar (application services' users)."""
+        allows the historical grammar (application services' users); ``is_guest`` makes a
+        guest account (https://spec.matrix.org/v1.19/client-server-api/#guest-access)."""
         if localpart is None:
             localpart = await self._free_numeric_localpart()
         localpart = self.validate_localpart(localpart, historical=historical)
@@ -90,7 +91,8 @@ class UserService:
                 None, hash_password, password
             )
         created = await self.users.create_user(
-            user_id, pw_hash, admin, int(time.time() * 1000), localpart, appservice_id
+            user_id, pw_hash, admin, int(time.time() * 1000), localpart, appservice_id,
+            is_guest,
         )
         if not created:
             raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
@@ -137,6 +139,16 @@ class UserService:
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired",
                               soft_logout=True)
         return info
+
+    async def upgrade_guest(self, user_id: str, password: str | None) -> None:
+        """Make the guest ``user_id`` a full account with ``password``.
+        https://spec.matrix.org/v1.19/client-server-api/#guest-access"""
+        pw_hash = None
+        if password is not None:
+            pw_hash = await asyncio.get_running_loop().run_in_executor(
+                None, hash_password, password)
+        if not await self.users.upgrade_guest(user_id, pw_hash):
+            raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
 
     async def set_password(self, user_id: str, password: str) -> None:
         pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)

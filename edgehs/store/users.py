@@ -1,5 +1,6 @@
 """Accounts, devices and access tokens."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -13,6 +14,7 @@ class TokenInfo:
     device_id: str | None
     room_id: str | None  # a device token limited to one room
     valid_until_ms: int | None
+    is_guest: bool = False  # a guest account (POST /register?kind=guest)
 
 
 class UserStore:
@@ -39,17 +41,41 @@ class UserStore:
 
     async def create_user(
         self, user_id: str, password_hash: str | None, admin: bool, ts: int,
-        displayname: str | None, appservice_id: str | None = None,
+        displayname: str | None, appservice_id: str | None = None, is_guest: bool = False,
     ) -> bool:
         """False if the user id is taken."""
         async def run(conn: aiosqlite.Connection) -> bool:
             async with conn.execute(
                 "INSERT OR IGNORE INTO users (user_id, password_hash, admin, created_ts, "
-                "displayname, appservice_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, password_hash, int(admin), ts, displayname, appservice_id),
+                "displayname, appservice_id, is_guest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, password_hash, int(admin), ts, displayname, appservice_id,
+                 int(is_guest)),
             ) as cur:
                 return cur.rowcount == 1
         return await self.db.write(run)
+
+    async def guests_among(self, user_ids: Sequence[str]) -> set[str]:
+        """The guest accounts among ``user_ids``."""
+        if not user_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT user_id FROM users WHERE is_guest = 1 AND user_id IN "
+            f"({','.join('?' * len(user_ids))})", list(user_ids),
+        )
+        return {r[0] for r in rows}
+
+    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> bool:
+        """Turn a guest account into a full one with this password; False if ``user_id``
+        is not a guest. Its tokens are looked up again, now without the guest flag."""
+        async def run(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "UPDATE users SET is_guest = 0, password_hash = ? "
+                "WHERE user_id = ? AND is_guest = 1", (password_hash, user_id),
+            ) as cur:
+                return cur.rowcount == 1
+        upgraded = await self.db.write(run)
+        self._forget_tokens(user_id, None)
+        return upgraded
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
@@ -80,12 +106,13 @@ class UserStore:
         if info is not None:
             return info
         row = await self.db.fetchone(
-            "SELECT user_id, device_id, room_id, valid_until_ms FROM access_tokens "
-            "WHERE token = ?", (token,),
+            "SELECT t.user_id, t.device_id, t.room_id, t.valid_until_ms, u.is_guest "
+            "FROM access_tokens t LEFT JOIN users u ON u.user_id = t.user_id "
+            "WHERE t.token = ?", (token,),
         )
         if row is None:
             return None
-        info = TokenInfo(row[0], row[1], row[2], row[3])
+        info = TokenInfo(row[0], row[1], row[2], row[3], bool(row[4]))
         self._tokens[token] = info
         return info
 

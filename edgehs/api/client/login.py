@@ -158,11 +158,12 @@ async def _register_for_appservice(request: web.Request, server: HomeServer,
 async def register(request: web.Request) -> web.Response:
     """POST /register — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register"""
     server = hs(request)
-    if request.query.get("kind", "user") == "guest":
-        raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled")
-    if request.query.get("kind", "user") != "user":
+    kind = request.query.get("kind", "user")
+    if kind not in ("user", "guest"):
         raise MatrixError(400, Codes.INVALID_PARAM, "kind must be user or guest")
     body = await json_body(request)
+    if kind == "guest":
+        return await _register_guest(request, server, body)
     is_appservice = body.get("type") == AS_LOGIN_TYPE
     if not is_appservice and not server.config.enable_registration:
         raise MatrixError(403, Codes.FORBIDDEN, "Registration is disabled on this server")
@@ -181,14 +182,37 @@ async def register(request: web.Request) -> web.Response:
     return web.json_response(response)
 
 
+async def _register_guest(request: web.Request, server: HomeServer,
+                          body: JsonDict) -> web.Response:
+    """``kind=guest``: no UIA; every body parameter but ``initial_device_display_name`` is
+    ignored and the server picks the device id.
+    https://spec.matrix.org/v1.19/client-server-api/#guest-access"""
+    server.rc_registration.check(request.remote or "")
+    user_id = await server.guests.register()
+    name = body.get("initial_device_display_name")
+    token, device_id = await server.users.login(
+        user_id, None, name if isinstance(name, str) else None, ip=request.remote or None)
+    return web.json_response({"user_id": user_id, "access_token": token, "device_id": device_id,
+                              "home_server": server.config.server_name})
+
+
 async def _register_user(request: web.Request, server: HomeServer, body: JsonDict) -> str:
-    """Open registration with a dummy UIA stage (the caller checked it is enabled)."""
+    """Open registration with a dummy UIA stage (the caller checked it is enabled). With
+    ``guest_access_token``, the guest whose localpart ``username`` names becomes a full
+    account (https://spec.matrix.org/v1.19/client-server-api/#guest-access)."""
     username = field(body, "username", str)
     password = field(body, "password", str)
+    guest_token = field(body, "guest_access_token", str)
+    upgrading = None
+    if guest_token is not None and username is None:
+        raise MatrixError(400, Codes.MISSING_PARAM,
+                          "username is required to upgrade a guest account")
     if username is not None:
         username = server.users.validate_localpart(username)
         _check_not_exclusive(server, server.users.user_id(username))
-        if not await server.users.is_available(username):
+        if guest_token is not None:
+            upgrading = await server.guests.upgrade_target(username, guest_token)
+        elif not await server.users.is_available(username):
             raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
     session = uia_session(request, None, body)
     auth = body.get("auth")
@@ -197,6 +221,9 @@ async def _register_user(request: web.Request, server: HomeServer, body: JsonDic
     server.rc_registration.check(request.remote or "")
     if password is None:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
+    if upgrading is not None:
+        await server.users.upgrade_guest(upgrading, password)
+        return upgrading
     return await server.users.register(username, password)
 
 

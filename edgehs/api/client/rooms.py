@@ -57,7 +57,8 @@ async def join(request: web.Request) -> web.Response:
     who.check_room(room_id)
     membership = await server.member_store.get_membership(room_id, who.user_id)
     if membership is None or membership[0] != "join":
-        await server.rooms.join(room_id, who.user_id, field(body, "reason", str))
+        await server.rooms.join(room_id, who.user_id, field(body, "reason", str),
+                                is_guest=who.is_guest)
     return web.json_response({"room_id": room_id})
 
 
