@@ -6,7 +6,7 @@ DATA ?= data
 LISTEN ?= 127.0.0.1:8008
 SERVER_NAME ?= localhost
 
-.PHONY: run test sytest sytest-update lint typecheck bench clean
+.PHONY: run test sytest sytest-update sytest-compare lint typecheck bench clean
 
 $(BIN)/edgehs: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,11 @@ sytest: $(BIN)/edgehs
 # The same, adding every test that passed to tests/sytest/passing.txt.
 sytest-update: $(BIN)/edgehs
 	$(BIN)/python tests/sytest/gate.py --out $(SYTEST_OUT) --update $(SYTEST_ARGS)
+
+# SyTest against edgehs and against the Synapse release bench/ pins, passes per directory side by
+# side (tests/sytest/compare.py; about 20 minutes).
+sytest-compare: $(BIN)/edgehs
+	$(BIN)/python tests/sytest/compare.py --out $(SYTEST_OUT)-compare
 
 bench: $(BIN)/edgehs
 	$(BIN)/python -m bench $(BENCH_ARGS)
