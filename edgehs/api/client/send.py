@@ -72,6 +72,11 @@ async def put_state(request: web.Request) -> web.Response:
     current = await server.events.current_state_event(room_id, (event_type, state_key))
     if current is not None and current["content"] == body and current["sender"] == who.user_id:
         return web.json_response({"event_id": current["event_id"]})
+    if event_type == "m.room.member":
+        # A membership change (joining or leaving included) made as the matching endpoint
+        # makes it: https://spec.matrix.org/v1.19/client-server-api/#mroommember
+        event_id = await server.rooms.set_member_state(room_id, who.user_id, state_key, body)
+        return web.json_response({"event_id": event_id})
     await server.visibility.require_joined(room_id, who.user_id)
     stored = await server.events.send(room_id, who.user_id, event_type, body, state_key)
     return web.json_response({"event_id": stored.event_id})
