@@ -14,6 +14,7 @@ from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.cross_signing import CrossSigningService
+from edgehs.service.device_management import DeviceService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
 from edgehs.service.hierarchy import HierarchyService
@@ -115,7 +116,8 @@ class HomeServer:
             config.server_name, self.signing_key, self.db, self.event_store, self.state_store,
             self.room_store, self.member_store, self.streams, self.notifier,
         )
-        self.users = UserService(config.server_name, self.user_store)
+        self.devices = DeviceService(self.user_store, self.events)
+        self.users = UserService(config.server_name, self.user_store, self.devices)
         self.rooms = RoomService(
             config.server_name, self.events, self.room_store, self.member_store,
             self.user_store, config.default_room_version,

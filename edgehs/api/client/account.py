@@ -38,8 +38,7 @@ async def change_password(request: web.Request) -> web.Response:
     server = hs(request)
     await server.users.set_password(who.user_id, new_password)
     if field(body, "logout_devices", bool, default=True):
-        await server.user_store.delete_other_tokens(who.user_id, who.device_id)
-        await server.keys.devices_deleted(who.user_id)
+        await server.devices.delete_others(who.user_id, who.device_id)
     return web.json_response({})
 
 
@@ -72,42 +71,29 @@ async def deactivate(request: web.Request) -> web.Response:
         except MatrixError as exc:  # one room refusing must not keep the account alive
             log.warning("deactivation of %s: could not leave %s: %s", who.user_id, room_id,
                         exc.msg)
-    await server.user_store.deactivate(who.user_id)
-    await server.keys.devices_deleted(who.user_id)
+    await server.devices.deactivate(who.user_id)
     return web.json_response({"id_server_unbind_result": "no-support"})
-
-
-def _device_json(device: dict[str, object]) -> JsonDict:
-    return {k: v for k, v in device.items() if v is not None}
 
 
 async def get_devices(request: web.Request) -> web.Response:
     """GET /devices — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devices"""
     who = await requester(request)
-    devices = await hs(request).user_store.get_devices(who.user_id)
-    return web.json_response({"devices": [_device_json(d) for d in devices]})
+    return web.json_response({"devices": await hs(request).devices.all(who.user_id)})
 
 
 async def get_device(request: web.Request) -> web.Response:
     """GET /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devicesdeviceid"""
     who = await requester(request)
-    device = await hs(request).user_store.get_device(who.user_id, request.match_info["deviceId"])
-    if device is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
-    return web.json_response(_device_json(device))
+    device_id = request.match_info["deviceId"]
+    return web.json_response(await hs(request).devices.get(who.user_id, device_id))
 
 
 async def put_device(request: web.Request) -> web.Response:
     """PUT /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3devicesdeviceid"""
     who = await requester(request)
     body = await json_body(request)
-    server = hs(request)
-    device_id = request.match_info["deviceId"]
-    if await server.user_store.get_device(who.user_id, device_id) is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
     name = field(body, "display_name", str)
-    if name is not None:
-        await server.user_store.set_device_name(who.user_id, device_id, name)
+    await hs(request).devices.rename(who.user_id, request.match_info["deviceId"], name)
     return web.json_response({})
 
 
@@ -117,11 +103,9 @@ async def delete_device(request: web.Request) -> web.Response:
     body = await json_body(request)
     server = hs(request)
     device_id = request.match_info["deviceId"]
-    if await server.user_store.get_device(who.user_id, device_id) is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
+    await server.devices.get(who.user_id, device_id)  # 404 before asking for a password
     await require_password(request, who, body)
-    await server.user_store.delete_devices(who.user_id, [device_id])
-    await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
+    await server.devices.delete(who.user_id, [device_id])  # its keys, pushers, inbox with it
     return web.json_response({})
 
 
@@ -134,7 +118,5 @@ async def delete_devices(request: web.Request) -> web.Response:
         raise MatrixError(400, Codes.BAD_JSON, "devices must be a list of device ids")
     await require_password(request, who, body)
     server = hs(request)
-    await server.user_store.delete_devices(who.user_id, devices)
-    if devices:
-        await server.keys.devices_deleted(who.user_id)
+    await server.devices.delete(who.user_id, devices)
     return web.json_response({})
