@@ -14,6 +14,7 @@ from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.cross_signing import CrossSigningService
+from edgehs.service.deactivation import DeactivationService
 from edgehs.service.device_management import DeviceService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.events import EventService
@@ -130,6 +131,7 @@ class HomeServer:
         self.visibility = Visibility(self.member_store, self.event_store, self.state_store,
                                      VisibilityStore(self.db))
         self.formatter.visibility = self.visibility  # aggregations show visible children only
+        self.formatter.erasures = self.user_store.erased_at  # erased senders' events redacted
         self.typing = TypingService(self.notifier)
         self.sync = SyncService(
             self.event_store, self.state_store, self.member_store, self.account_data_store,
@@ -145,6 +147,7 @@ class HomeServer:
             config.server_name, self.user_store, ProfileFieldStore(self.db), self.member_store,
             self.event_store, self.events, self.rooms,
         )
+        self.deactivation = DeactivationService(self.rooms, self.profile, self.devices)
         self.receipts = ReceiptService(
             self.events, self.event_store, self.receipt_store, self.account_data_store,
             self.visibility,

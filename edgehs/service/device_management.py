@@ -19,6 +19,7 @@ from edgehs.store.keys import add_device_list_change
 from edgehs.store.users import (
     UserStore,
     deactivate_user,
+    mark_erased,
     put_device,
     remove_devices,
     rename_device,
@@ -89,14 +90,20 @@ class DeviceService:
         """Log out every device but ``keep`` (after a password change)."""
         await self.delete(user_id, [d for d in await self.users.device_ids(user_id) if d != keep])
 
-    async def deactivate(self, user_id: str) -> None:
-        """Mark the account deactivated; its devices, tokens and keys are deleted."""
+    async def deactivate(self, user_id: str, erase: bool = False) -> None:
+        """Mark the account deactivated; its devices, tokens and keys are deleted. With
+        ``erase`` the account is marked erased at this position of the stream: its events are
+        served redacted to those who could not see them before (``Visibility.seen_before``)."""
         async def write(conn: aiosqlite.Connection, position: int) -> None:
             deleted = await deactivate_user(conn, user_id)
             await self._changed_if(user_id, deleted, conn, position)
+            if erase:
+                await mark_erased(conn, user_id, position)
 
-        await self.events.run_write(write)
+        position = await self.events.run_write(write)
         self.users.forget_tokens(user_id, None)
+        if erase:
+            self.users.note_erased(user_id, position)
 
 
 def _device_json(device: dict[str, object]) -> JsonDict:

@@ -1,5 +1,6 @@
 """Accounts, devices and access tokens."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -20,6 +21,10 @@ class UserStore:
         self.db = db
         # token -> TokenInfo; tokens are looked up on every request.
         self._tokens: dict[str, TokenInfo] = {}
+        # user -> position of its erasure; every event served to a client asks, erasures are
+        # rare: the whole (small) table, loaded once, plus those noted since start.
+        self._erased: dict[str, int] | None = None
+        self._noted_erased: dict[str, int] = {}
 
     async def get_user(self, user_id: str) -> dict[str, object] | None:
         row = await self.db.fetchone("SELECT * FROM users WHERE user_id = ?", (user_id,))
@@ -67,6 +72,19 @@ class UserStore:
     async def deactivate(self, user_id: str) -> None:
         await self.db.write(lambda conn: deactivate_user(conn, user_id))
         self.forget_tokens(user_id, None)
+
+    async def erased_at(self, user_ids: Iterable[str]) -> dict[str, int]:
+        """The erased ones of ``user_ids``, with the stream position of their erasure."""
+        if self._erased is None:
+            rows = await self.db.fetchall("SELECT user_id, stream_id FROM erased_users")
+            self._erased = {str(r[0]): int(r[1]) for r in rows}
+        erased, noted = self._erased, self._noted_erased
+        return {u: erased.get(u, noted.get(u, 0)) for u in user_ids
+                if u in erased or u in noted}
+
+    def note_erased(self, user_id: str, position: int) -> None:
+        """After the commit of ``mark_erased``."""
+        self._noted_erased.setdefault(user_id, position)
 
     # --- tokens and devices ----------------------------------------------------------------
 
@@ -191,6 +209,11 @@ async def rename_device(conn: aiosqlite.Connection, user_id: str, device_id: str
         "display_name IS NOT ?", (name, user_id, device_id, name),
     ) as cur:
         return cur.rowcount > 0
+
+
+async def mark_erased(conn: aiosqlite.Connection, user_id: str, position: int) -> None:
+    await conn.execute("INSERT OR IGNORE INTO erased_users (user_id, stream_id) VALUES (?, ?)",
+                       (user_id, position))
 
 
 async def deactivate_user(conn: aiosqlite.Connection, user_id: str) -> bool:

@@ -4,8 +4,6 @@ https://spec.matrix.org/v1.19/client-server-api/#account-registration-and-manage
 https://spec.matrix.org/v1.19/client-server-api/#device-management
 """
 
-import logging
-
 from aiohttp import web
 
 from edgehs.api.auth import requester
@@ -14,8 +12,6 @@ from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body, require
 from edgehs.errors import Codes, MatrixError
 from edgehs.types import JsonDict
-
-log = logging.getLogger(__name__)
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -45,33 +41,13 @@ async def change_password(request: web.Request) -> web.Response:
 async def deactivate(request: web.Request) -> web.Response:
     """POST /account/deactivate — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate
 
-    As Synapse does: with ``erase`` the profile is cleared first (so the leave events carry
-    no name); every joined room is left and every invite and knock rejected through the
-    event write path; then the account is marked deactivated, which deletes devices and
-    tokens (their device keys, one-time keys, to-device inboxes and pushers go with them) and,
-    by migration 0010's trigger, every pusher, key backup, cross-signing key, signature,
-    account data and push rule of the user. Logging in again is 403 M_USER_DEACTIVATED."""
+    Logging in again is then 403 M_USER_DEACTIVATED (see ``DeactivationService``)."""
     who = await requester(request)
     body = await json_body(request)
-    erase = field(body, "erase", bool, default=False)
+    erase = bool(field(body, "erase", bool, default=False))
     field(body, "id_server", str)
     await require_password(request, who, body)
-    server = hs(request)
-    if erase:
-        for key in ("displayname", "avatar_url"):
-            await server.user_store.set_profile_field(who.user_id, key, None)
-        profile_fields = server.profile.fields
-        for key in await profile_fields.get_all(who.user_id):
-            await profile_fields.delete(who.user_id, key)
-    rooms = await server.member_store.get_rooms_for_user(who.user_id,
-                                                         ("join", "invite", "knock"))
-    for room_id in sorted(rooms):
-        try:
-            await server.rooms.change_membership(room_id, who.user_id, who.user_id, "leave")
-        except MatrixError as exc:  # one room refusing must not keep the account alive
-            log.warning("deactivation of %s: could not leave %s: %s", who.user_id, room_id,
-                        exc.msg)
-    await server.devices.deactivate(who.user_id)
+    await hs(request).deactivation.deactivate(who.user_id, erase)
     return web.json_response({"id_server_unbind_result": "no-support"})
 
 
