@@ -207,6 +207,7 @@ class HomeServer:
         self.push_store = PushStore(self.db)
         self.push = PushService(self.push_store, self.events, self.event_store,
                                 self.member_store, self.formatter)
+        self.rooms.join_hooks.append(self.push.copy_rules_to_upgraded_room)
         self.pushers = PusherService(self.db, self.push_store)
         self.push_gateway = PushGateway(self.pushers, self.push_store, self.event_store,
                                         self.state_store, self.push.unread_total)

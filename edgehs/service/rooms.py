@@ -54,6 +54,8 @@ class RoomService:
         self.default_room_version = default_room_version
         # Asks application services about unknown aliases and users (set by homeserver.py).
         self.as_queries: AppServiceQueries | None = None
+        # (room_id, user_id) after a local user newly joined a room (set by homeserver.py).
+        self.join_hooks: list[Callable[[str, str], Awaitable[None]]] = []
 
     def room_versions_capability(self) -> JsonDict:
         """The ``m.room_versions`` capability: the version of new rooms and every supported one.
@@ -209,7 +211,14 @@ class RoomService:
         content = await self.member_content(
             user_id, "join", **{**(extra or {}), **({"reason": reason} if reason else {})})
         stored = await self.events.send(room_id, user_id, "m.room.member", content, user_id)
+        if current is None or current[0] != "join":
+            await self.newly_joined(room_id, user_id)
         return stored.event_id
+
+    async def newly_joined(self, room_id: str, user_id: str) -> None:
+        """Run the join hooks (e.g. the copy of push rules into an upgraded room)."""
+        for hook in self.join_hooks:
+            await hook(room_id, user_id)
 
     async def set_member_state(self, room_id: str, sender: str, target: str,
                                content: JsonDict) -> str:
