@@ -14,6 +14,8 @@ from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.cross_signing import CrossSigningService
+from edgehs.service.deactivation import DeactivationService
+from edgehs.service.device_management import DeviceService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.event_stream import EventStreamService
 from edgehs.service.events import EventService
@@ -119,7 +121,8 @@ class HomeServer:
             config.server_name, self.signing_key, self.db, self.event_store, self.state_store,
             self.room_store, self.member_store, self.streams, self.notifier,
         )
-        self.users = UserService(config.server_name, self.user_store)
+        self.devices = DeviceService(self.user_store, self.events)
+        self.users = UserService(config.server_name, self.user_store, self.devices)
         self.uia = UiaSessions()
         self.rooms = RoomService(
             config.server_name, self.events, self.room_store, self.member_store,
@@ -138,6 +141,7 @@ class HomeServer:
         self.visibility = Visibility(self.member_store, self.event_store, self.state_store,
                                      VisibilityStore(self.db))
         self.formatter.visibility = self.visibility  # aggregations show visible children only
+        self.formatter.erasures = self.user_store.erased_at  # erased senders' events redacted
         self.typing = TypingService(self.notifier)
         self.sync = SyncService(
             self.event_store, self.state_store, self.member_store, self.account_data_store,
@@ -163,6 +167,7 @@ class HomeServer:
             config.server_name, self.user_store, ProfileFieldStore(self.db), self.member_store,
             self.event_store, self.events, self.rooms,
         )
+        self.deactivation = DeactivationService(self.rooms, self.profile, self.devices)
         self.receipts = ReceiptService(
             self.events, self.event_store, self.receipt_store, self.account_data_store,
             self.visibility,
@@ -222,6 +227,7 @@ class HomeServer:
         self.push_store = PushStore(self.db)
         self.push = PushService(self.push_store, self.events, self.event_store,
                                 self.member_store, self.formatter)
+        self.rooms.join_hooks.append(self.push.copy_rules_to_upgraded_room)
         self.pushers = PusherService(self.db, self.push_store)
         self.push_gateway = PushGateway(self.pushers, self.push_store, self.event_store,
                                         self.state_store, self.push.unread_total)

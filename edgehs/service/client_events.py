@@ -5,7 +5,7 @@ https://spec.matrix.org/v1.19/client-server-api/#aggregations-of-child-events
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from edgehs.protocol.events import redact, strip_for_client
 from edgehs.protocol.room_versions import DEFAULT_ROOM_VERSION, get_room_version
@@ -47,6 +47,8 @@ class ClientEventFormatter:
         self.rooms = rooms
         # Set by the wiring: aggregations then count only the children the viewer may see.
         self.visibility: Visibility | None = None
+        # Set by the wiring: the erased ones of some users, with the position of the erasure.
+        self.erasures: Callable[[Iterable[str]], Awaitable[dict[str, int]]] | None = None
 
     async def format(
         self, stored: Iterable[StoredEvent], viewer: str | None, viewer_device: str | None = None,
@@ -62,6 +64,7 @@ class ClientEventFormatter:
         redactions = await self.events.get_events(
             e.redacted_by for e in items if e.redacted_by is not None
         )
+        erased = await self._erased_for(items, viewer)
         now = int(time.time() * 1000)
         parents: set[str] = set()
         if depth < MAX_BUNDLE_DEPTH:
@@ -72,11 +75,11 @@ class ClientEventFormatter:
         for ev in items:
             pdu = ev.pdu
             unsigned: JsonDict = {}
-            if ev.redacted_by is not None:
+            if ev.redacted_by is not None or ev.event_id in erased:
                 version = await self.rooms.get_room_version_id(ev.room_id)
                 rv = get_room_version(version or DEFAULT_ROOM_VERSION.identifier)
                 pdu = {**redact(pdu, rv), "event_id": ev.event_id}
-                because = redactions.get(ev.redacted_by)
+                because = redactions.get(ev.redacted_by) if ev.redacted_by else None
                 if because is not None:
                     unsigned["redacted_because"] = {
                         **strip_for_client(because.pdu), "event_id": because.event_id,
@@ -99,6 +102,24 @@ class ClientEventFormatter:
                     unsigned["m.relations"] = relations
             client["unsigned"] = unsigned
             out.append(client)
+        return out
+
+    async def _erased_for(self, items: list[StoredEvent], viewer: str | None) -> set[str]:
+        """The events of erased senders that ``viewer`` could not see before the erasure:
+        they are served redacted, without ``redacted_because`` (no redaction event exists).
+        https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate"""
+        if viewer is None or self.erasures is None or self.visibility is None:
+            return set()
+        erased = await self.erasures({e.pdu["sender"] for e in items})
+        by_erasure: dict[int, list[StoredEvent]] = {}
+        for ev in items:
+            position = erased.get(ev.pdu["sender"])
+            if position is not None and ev.pdu["sender"] != viewer:
+                by_erasure.setdefault(position, []).append(ev)
+        out: set[str] = set()
+        for position, events in by_erasure.items():
+            seen = await self.visibility.seen_before(viewer, events, position)
+            out.update(e.event_id for e in events if e.event_id not in seen)
         return out
 
     async def format_one(self, stored: StoredEvent, viewer: str | None,

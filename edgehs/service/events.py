@@ -109,6 +109,7 @@ class EventService:
         self.notifier = notifier
         self._locks: dict[str, asyncio.Lock] = {}
         self._heads: dict[str, RoomHead] = {}
+        self._last_create_ts = 0
         # Who else must receive each new event (appservices now, federation later): each
         # returns outbox destinations, queued in the event's own transaction.
         self.fanouts: list[Fanout] = []
@@ -347,9 +348,31 @@ class EventService:
         and stored in one transaction with ``extra(room_id)`` rows. If any event fails the
         authorization rules nothing is stored (400 M_INVALID_ROOM_STATE). Returns the room id;
         for versions with ids derived from the create event it is its reference hash."""
+        for _attempt in range(8):
+            room_id, pending = self._room_events(sender, create_content, rv, initial)
+            async with self.room_lock(room_id):
+                # A v12 room id is a hash: the id of a room stored before this process
+                # started (clock set back) is not reused; build again one millisecond later.
+                if await self.rooms.get_room_version_id(room_id) is not None:
+                    continue
+                stored = await self._persist(room_id, None, pending,
+                                             extra=extra(room_id) if extra else None)
+            self.notifier.notify(stored[-1].stream_ordering)
+            return room_id
+        raise MatrixError(503, Codes.UNKNOWN, "Could not pick an unused room id; try again")
+
+    def _room_events(
+        self, sender: str, create_content: JsonDict, rv: RoomVersion,
+        initial: Sequence[tuple[str, str, JsonDict]],
+    ) -> tuple[str, list[tuple[JsonDict, StateMap, StateMap]]]:
+        """The room id and the events of a new room, each with the state before and after it.
+        The create event's ``origin_server_ts`` is strictly later than that of the previous
+        create event built here, so identical requests (one user, same millisecond) never
+        make identical create events, whose reference hash is the room id in v12."""
+        self._last_create_ts = max(now_ms(), self._last_create_ts + 1)
         create: JsonDict = {
             "sender": sender, "type": "m.room.create", "state_key": "",
-            "content": create_content, "origin_server_ts": now_ms(), "depth": 1,
+            "content": create_content, "origin_server_ts": self._last_create_ts, "depth": 1,
             "prev_events": [], "auth_events": [],
         }
         if rv.room_id_from_create_event:
@@ -377,11 +400,7 @@ class EventService:
             pending.append((pdu, state, after))
             known[pdu["event_id"]] = pdu
             state, last = after, pdu
-        async with self.room_lock(room_id):
-            stored = await self._persist(room_id, None, pending,
-                                         extra=extra(room_id) if extra else None)
-        self.notifier.notify(stored[-1].stream_ordering)
-        return room_id
+        return room_id, pending
 
     async def run_write(self, fn: Callable[[aiosqlite.Connection, int], Awaitable[Any]]) -> int:
         """Run a non-event write that takes a stream position (account data, receipts...),

@@ -12,6 +12,7 @@ import nacl.exceptions
 import nacl.pwhash
 
 from edgehs.errors import Codes, MatrixError
+from edgehs.service.device_management import DeviceService
 from edgehs.store.users import TokenInfo, UserStore
 
 LOCALPART_RE = re.compile(r"[a-z0-9._=\-/+]+")
@@ -45,9 +46,10 @@ def new_device_id() -> str:
 
 
 class UserService:
-    def __init__(self, server_name: str, users: UserStore) -> None:
+    def __init__(self, server_name: str, users: UserStore, devices: DeviceService) -> None:
         self.server_name = server_name
         self.users = users
+        self.devices = devices
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -125,9 +127,7 @@ class UserService:
         the client's address, listed as the device's ``last_seen_ip``."""
         device_id = device_id or new_device_id()
         token = new_token()
-        await self.users.add_device_and_token(
-            user_id, device_id, display_name, token, int(time.time() * 1000), room_id, ip
-        )
+        await self.devices.add(user_id, device_id, display_name, token, room_id, ip)
         return token, device_id
 
     async def validate_token(self, token: str) -> TokenInfo:

@@ -180,11 +180,41 @@ class Visibility:
                   if not (known[e.room_id].joined and not known[e.room_id].restrictive)]
         if not judged:
             return events
-        groups = await self.store.event_groups([e.event_id for e in judged])
+        hidden: set[str] = set()
+        for ev, hvs, mems in await self._event_facts(user_id, judged):
+            joined_after = known[ev.room_id].joined_after(ev.stream_ordering)
+            if not any(allowed(h, m, joined_after) for h in hvs for m in mems):
+                hidden.add(ev.event_id)
+        return [e for e in events if e.event_id not in hidden]
+
+    async def seen_before(self, user_id: str, events: list[StoredEvent], position: int
+                          ) -> set[str]:
+        """The ids of the ``events`` the user could see as a member by stream ``position``
+        (an erasure: https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate).
+        Rules 2-5 above, with "joined after the event" limited to joins before ``position``;
+        world_readable counts as shared, since reading a public room is not having been in it."""
+        changes = {room_id: await self.store.room_timeline_facts(room_id, user_id)
+                   for room_id in {e.room_id for e in events}}
+        seen: set[str] = set()
+        for ev, hvs, mems in await self._event_facts(user_id, events):
+            joined_between = any(
+                t != HV_TYPE and v == "join" and ev.stream_ordering < pos < position
+                for pos, t, v in changes[ev.room_id])
+            if any(allowed("shared" if h == "world_readable" else h, m, joined_between)
+                   for h in hvs for m in mems):
+                seen.add(ev.event_id)
+        return seen
+
+    async def _event_facts(self, user_id: str, events: list[StoredEvent]
+                           ) -> list[tuple[StoredEvent, list[str | None], list[str | None]]]:
+        """Each event with the history_visibility values and the user's memberships it is
+        judged by: those of the state before it, and after it for a history_visibility event
+        and the user's own member event."""
+        groups = await self.store.event_groups([e.event_id for e in events])
         wanted = {g for pair in groups.values() for g in pair if g is not None}
         group_facts = await self._group_facts(wanted, user_id)
-        hidden: set[str] = set()
-        for ev in judged:
+        out = []
+        for ev in events:
             before, after = groups.get(ev.event_id, (None, None))
             hv_b, mem_b = group_facts.get(before, (None, None)) if before is not None else (
                 None, None)
@@ -195,10 +225,8 @@ class Visibility:
                     hvs.append(hv_a)
                 elif ev.pdu["type"] == "m.room.member" and ev.pdu["state_key"] == user_id:
                     mems.append(mem_a)
-            joined_after = known[ev.room_id].joined_after(ev.stream_ordering)
-            if not any(allowed(h, m, joined_after) for h in hvs for m in mems):
-                hidden.add(ev.event_id)
-        return [e for e in events if e.event_id not in hidden]
+            out.append((ev, hvs, mems))
+        return out
 
     async def _group_facts(self, groups: set[int], user_id: str
                            ) -> dict[int, tuple[str | None, str | None]]:

@@ -108,11 +108,8 @@ async def logout(request: web.Request) -> web.Response:
     server = hs(request)
     if who.appservice_id is not None and who.device_id is None:
         return web.json_response({})  # an as_token is not a session: nothing to end
-    if who.device_id is None:
-        await server.user_store.delete_devices(who.user_id, None)
-    else:
-        await server.user_store.delete_devices(who.user_id, [who.device_id])
-    await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
+    # The device's keys, pushers and inbox go with it.
+    await server.devices.delete(who.user_id, None if who.device_id is None else [who.device_id])
     return web.json_response({})
 
 
@@ -120,8 +117,7 @@ async def logout_all(request: web.Request) -> web.Response:
     """POST /logout/all — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logoutall"""
     who = await requester(request)
     server = hs(request)
-    await server.user_store.delete_devices(who.user_id, None)
-    await server.keys.devices_deleted(who.user_id)
+    await server.devices.delete(who.user_id, None)
     return web.json_response({})
 
 
