@@ -1,6 +1,8 @@
 """Rooms, aliases and the room directory."""
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiosqlite
 
@@ -84,6 +86,30 @@ async def set_room_visibility(conn: aiosqlite.Connection, room_id: str, public: 
     await conn.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", (int(public), room_id))
 
 
+@dataclass(frozen=True)
+class RoomMemberSummary:
+    joined: int
+    invited: int
+    heroes: list[str]  # up to 5 other members, in the order they became members
+    named: bool  # a non-empty m.room.name or m.room.canonical_alias is set
+
+
+SUMMARY_COUNTS = ("SELECT membership, COUNT(*) FROM room_memberships WHERE room_id = ? "
+                  "AND membership IN ('join', 'invite') GROUP BY membership")
+# Other members: joined and invited ones first, then those who left or were banned, each in
+# the stream order of their membership (the position of their last membership change).
+SUMMARY_HEROES = (
+    "SELECT user_id, membership FROM room_memberships WHERE room_id = ? AND user_id != ? "
+    "AND membership IN ('join', 'invite', 'leave', 'ban') "
+    "ORDER BY membership NOT IN ('join', 'invite'), stream_ordering, user_id LIMIT ?"
+)
+SUMMARY_NAME = (
+    "SELECT cs.type, e.json FROM current_state cs JOIN events e ON e.event_id = cs.event_id "
+    "WHERE cs.room_id = ? AND cs.type IN ('m.room.name', 'm.room.canonical_alias') "
+    "AND cs.state_key = ''"
+)
+
+
 class MemberStore:
     """Who is in which room, from the membership index kept beside current_state."""
 
@@ -139,7 +165,8 @@ class MemberStore:
     async def get_rooms_for_user(
         self, user_id: str, memberships: Sequence[str] = ("join",)
     ) -> dict[str, tuple[str, str, int]]:
-        """room_id -> (membership, event_id, stream_ordering), forgotten rooms left out."""
+        """room_id -> (membership, event_id, stream_ordering), forgotten rooms left out. The
+        position is that of the event which last changed the membership (store.state)."""
         rows = await self.db.fetchall(
             "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships "
             f"WHERE user_id = ? AND forgotten = 0 AND membership IN "
@@ -162,6 +189,23 @@ class MemberStore:
             "SELECT COUNT(*) FROM room_memberships WHERE room_id = ? AND membership = ?",
             (room_id, membership),
         ))
+
+    async def summary(self, room_id: str, user_id: str, limit: int = 5) -> RoomMemberSummary:
+        """The /sync room summary's member counts and heroes (three small indexed reads)."""
+        counts = {str(r[0]): int(r[1])
+                  for r in await self.db.fetchall(SUMMARY_COUNTS, (room_id,))}
+        rows = await self.db.fetchall(SUMMARY_HEROES, (room_id, user_id, limit))
+        # Joined and invited members when there are any, else those who left or were banned.
+        current = [r[0] for r in rows if r[1] in ("join", "invite")]
+        heroes = current if current else [r[0] for r in rows]
+        named = False
+        for event_type, raw in await self.db.fetchall(SUMMARY_NAME, (room_id,)):
+            content = json.loads(raw).get("content")
+            key = "name" if event_type == "m.room.name" else "alias"
+            if isinstance(content, dict) and content.get(key):
+                named = True
+        return RoomMemberSummary(int(counts.get("join", 0)), int(counts.get("invite", 0)),
+                                 heroes, named)
 
     async def forget(self, room_id: str, user_id: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
