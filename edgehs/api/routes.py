@@ -102,6 +102,7 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/rooms/{roomId}/event/{eventId}", send.get_event),
     # Sync and filters
     ("GET", "/sync", sync.sync),
+    ("GET", "/events", sync.events),
     ("POST", "/user/{userId}/filter", sync.create_filter),
     ("GET", "/user/{userId}/filter/{filterId}", sync.get_filter),
     # Send-to-Device messaging (helper: e2ee)

@@ -85,7 +85,8 @@ class SyncService:
     def visibility(self, value: Visibility | None) -> None:
         self.rooms.visibility = value
 
-    def _now(self) -> SyncToken:
+    def now(self) -> SyncToken:
+        """The token of the current position of every stream."""
         n = self.notifier
         presence = self.presence.serial if self.presence is not None else 0
         return SyncToken(n.position, n.typing_serial, n.to_device_position, presence)
@@ -106,7 +107,7 @@ class SyncService:
                     flt: SyncFilter, timeout_ms: int, full_state: bool,
                     presence_filter: EventFilter | None) -> JsonDict:
         deadline = time.monotonic() + timeout_ms / 1000
-        if since is not None and since.presence > self._now().presence:
+        if since is not None and since.presence > self.now().presence:
             since = replace(since, presence=-1)  # from before a restart: send all presence
         if since is not None and since.typing > self.notifier.typing_serial:
             # A token from before a restart: typing (in memory) counts from zero again, so
@@ -115,9 +116,9 @@ class SyncService:
         if since is None and flt.state.lazy_load_members:
             self.rooms.lazy.reset(user_id, device_id)  # a new sync sequence starts from nothing
         while True:
-            now = self._now()
+            now = self.now()
             req = SyncRequest(user_id, device_id, since, now, flt,
-                              ignored=await self._ignored(user_id))
+                              ignored=await self.ignored(user_id))
             result = await self._sync_once(req, full_state)
             if self.presence is not None:
                 result.presence = await self.presence.sync_events(
@@ -127,13 +128,13 @@ class SyncService:
             remaining = deadline - time.monotonic()
             if since is None or not result.is_empty() or remaining <= 0:
                 return result.to_json()
-            if now != self._now():
+            if now != self.now():
                 continue  # something happened while we were computing
             if not await self.notifier.wait(remaining):
                 return result.to_json()
             # Re-compute against the same `since`, so nothing between is skipped.
 
-    async def _ignored(self, user_id: str) -> frozenset[str]:
+    async def ignored(self, user_id: str) -> frozenset[str]:
         """https://spec.matrix.org/v1.19/client-server-api/#ignoring-users"""
         content = await self.account_data.get(user_id, "", IGNORED_USERS)
         users = content.get("ignored_users") if isinstance(content, dict) else None

@@ -81,7 +81,7 @@ class RoomBuilder:
         """``after`` None: the room is new to this sync (initial, joined since ``since`` —
         ``newly_joined`` — or full_state); otherwise the changes after that position."""
         flt, limit = req.flt, req.flt.timeline_limit
-        raw = await self._timeline(
+        raw = await self.timeline(
             req.user_id, room_id, after=after, before=req.now.position, limit=limit + 1,
             types=flt.timeline_types, not_types=flt.timeline_not_types,
             senders=flt.timeline_senders, with_current_state=True,
@@ -199,7 +199,7 @@ class RoomBuilder:
         if after is not None and await self.events.joined_between(
                 room_id, req.user_id, after, leave_pos):
             after = None
-        raw = await self._timeline(
+        raw = await self.timeline(
             req.user_id, room_id, after=after, before=leave_pos, limit=flt.timeline_limit + 1,
             types=flt.timeline_types, not_types=flt.timeline_not_types,
             senders=flt.timeline_senders,
@@ -260,7 +260,7 @@ class RoomBuilder:
         loaded = await self.events.get_events(v for _, v in items)
         return [loaded[v] for _, v in items if v in loaded]
 
-    async def _timeline(self, user_id: str, room_id: str, *, after: int | None, before: int,
+    async def timeline(self, user_id: str, room_id: str, *, after: int | None, before: int,
                         limit: int, types: Sequence[str] | None = None,
                         not_types: Sequence[str] | None = None,
                         senders: Sequence[str] | None = None,

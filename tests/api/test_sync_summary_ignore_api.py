@@ -134,3 +134,27 @@ async def test_new_room_members_presence(client: TestClient, register: Register,
     body = await sync(client, alice, spec, since=body["next_batch"])
     assert [(e["sender"], e["content"]["presence"]) for e in body["presence"]["events"]] == [
         (carol.user_id, "offline")]
+
+
+async def test_event_stream(client: TestClient, register: Register, create_room: CreateRoom,
+                            spec: MatrixSpec) -> None:
+    """GET /events (deprecated): the new events of the joined rooms."""
+    alice, bob = await register("alice"), await register("bob")
+    room_id = await create_room(alice, preset="public_chat")
+    await join(client, bob, room_id)
+    resp = await client.get(f"{V3}/events", params={"timeout": "0"}, headers=bob.auth)
+    body = await resp.json()
+    assert resp.status == 200, body
+    spec.check_response("old_sync", "GET", "/events", 200, body)
+    assert body["chunk"] == []
+    event_id = await send(client, alice, room_id, "streamed")
+    resp = await client.get(f"{V3}/events", params={"timeout": "0", "from": body["end"]},
+                            headers=bob.auth)
+    later = await resp.json()
+    assert resp.status == 200, later
+    spec.check_response("old_sync", "GET", "/events", 200, later)
+    assert later["start"] == body["end"]
+    assert [(e["type"], e.get("event_id"), e.get("room_id")) for e in later["chunk"]] == [
+        ("m.room.message", event_id, room_id)]
+    resp = await client.get(f"{V3}/events", params={"from": "nonsense"}, headers=bob.auth)
+    assert resp.status == 400

@@ -14,6 +14,7 @@ from edgehs.api.params import json_body, query_bool, query_int
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.sync import SyncToken
+from edgehs.service.sync_events import EventStream
 
 
 async def sync(request: web.Request) -> web.Response:
@@ -51,6 +52,18 @@ async def sync(request: web.Request) -> web.Response:
         set_presence=set_presence, presence_filter=presence_filter,
     )
     return web.json_response(result)
+
+
+async def events(request: web.Request) -> web.Response:
+    """GET /events (deprecated) — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3events"""
+    who = await requester(request)
+    server = hs(request)
+    raw = request.query.get("from")
+    start = SyncToken.parse(raw) if raw else None
+    if start is not None and start.position > server.notifier.position:
+        raise MatrixError(400, Codes.INVALID_PARAM, "The from token is from the future")
+    timeout = query_int(request, "timeout", 0, maximum=server.config.max_sync_timeout_ms)
+    return web.json_response(await EventStream(server.sync).stream(who.user_id, start, timeout))
 
 
 async def create_filter(request: web.Request) -> web.Response:
