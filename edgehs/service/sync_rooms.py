@@ -109,12 +109,14 @@ class RoomBuilder:
         room["timeline"]["events"] = await self.formatter.format(
             timeline, req.user_id, req.device_id, with_room_id=False,
             federation=flt.federation_format)
+        if after is None or members_changed:
+            room["summary"] = await self._summary(room_id, req.user_id)
+            state_items += await self._hero_members(req, room_id, room["summary"],
+                                                    state_items, timeline)
         state_events = await self._load(state_items)
         room["state"]["events"] = await self.formatter.format(
             state_events, req.user_id, with_room_id=False, federation=flt.federation_format)
         room["ephemeral"]["events"] = ephemeral
-        if after is None or members_changed:
-            room["summary"] = await self._summary(room_id, req.user_id)
         if req.since is not None:
             if after is None:
                 req.new_co_members |= await self.members.get_joined(room_id)
@@ -180,6 +182,27 @@ class RoomBuilder:
                     and content.get("membership") == "join"
                     and ev.stream_ordering > req.since.position):
                 req.new_co_members.add(str(ev.pdu.get("state_key")))
+
+    async def _hero_members(self, req: SyncRequest, room_id: str, summary: JsonDict,
+                            items: StateItems, timeline: list[StoredEvent]) -> StateItems:
+        """With lazy-loading, the member events of the heroes the client is not known to
+        have, so that it can name the room (as Synapse does)."""
+        if not req.flt.state.lazy_load_members or not summary.get("m.heroes") \
+                or not req.flt.state.allows_type(MEMBER):
+            return []
+        have = {k[1] for k, _ in items if k[0] == MEMBER}
+        have |= {str(e.pdu.get("state_key")) for e in timeline if e.pdu["type"] == MEMBER}
+        since = req.since.position if req.since is not None else -1
+        out: StateItems = []
+        for hero in summary["m.heroes"]:
+            current = await self.members.get_membership(room_id, hero)
+            if hero in have or current is None or self.lazy.known(
+                    req.user_id, req.device_id, room_id, hero, current[1], since):
+                continue
+            out.append(((MEMBER, hero), current[1]))
+        self.lazy.record(req.user_id, req.device_id, room_id,
+                         [(k[1], v) for k, v in out], req.now.position)
+        return out
 
     async def _summary(self, room_id: str, user_id: str) -> JsonDict:
         """https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync (RoomSummary)"""

@@ -114,3 +114,25 @@ async def test_each_device_has_its_own_members(client: TestClient, register: Reg
     assert charlie.user_id in members(phone["rooms"]["join"][room_id])
     laptop_body = await sync(client, laptop, spec, since=laptop_first["next_batch"], flt=LAZY)
     assert charlie.user_id in members(laptop_body["rooms"]["join"][room_id])
+
+
+async def test_heroes_members_come_with_lazy_loading(client: TestClient, register: Register,
+                                                     create_room: CreateRoom,
+                                                     spec: MatrixSpec) -> None:
+    """An unnamed room: the heroes' member events come in state, though they said nothing,
+    so that the client can name the room; once only."""
+    alice, bob, charlie = [await register(n) for n in ("alice", "bob", "charlie")]
+    room_id = await create_room(alice, preset="public_chat")
+    await join(client, bob, room_id)
+    await join(client, charlie, room_id)
+    await fill(client, alice, room_id, 10)
+    first = await sync(client, alice, spec, flt=LAZY)
+    room = first["rooms"]["join"][room_id]
+    assert room["summary"]["m.heroes"] == [bob.user_id, charlie.user_id]
+    assert set(members(room)) == {alice.user_id, bob.user_id, charlie.user_id}
+    dave = await register("dave")
+    await join(client, dave, room_id)
+    body = await sync(client, alice, spec, since=first["next_batch"], flt=LAZY)
+    room = body["rooms"]["join"][room_id]
+    assert room["summary"]["m.heroes"] == [bob.user_id, charlie.user_id, dave.user_id]
+    assert members(room) == {}  # dave's join is in the timeline; bob and charlie were sent
