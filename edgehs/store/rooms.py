@@ -94,20 +94,23 @@ class RoomMemberSummary:
     named: bool  # a non-empty m.room.name or m.room.canonical_alias is set
 
 
-SUMMARY_COUNTS = ("SELECT membership, COUNT(*) FROM room_memberships WHERE room_id = ? "
-                  "AND membership IN ('join', 'invite') GROUP BY membership")
-# Other members: joined and invited ones first, then those who left or were banned, each in
-# the stream order of their membership (the position of their last membership change).
-SUMMARY_HEROES = (
-    "SELECT user_id, membership FROM room_memberships WHERE room_id = ? AND user_id != ? "
-    "AND membership IN ('join', 'invite', 'leave', 'ban') "
-    "ORDER BY membership NOT IN ('join', 'invite'), stream_ordering, user_id LIMIT ?"
+# One statement for the /sync room summary: the join and invite counts, up to ``limit`` other
+# members (joined and invited ones first, then those who left or were banned, each in the stream
+# order of their last membership change) and the room's name and canonical alias events.
+SUMMARY = """
+SELECT 'count', membership, COUNT(*), NULL FROM room_memberships
+WHERE room_id = ?1 AND membership IN ('join', 'invite') GROUP BY membership
+UNION ALL
+SELECT * FROM (
+    SELECT 'hero', membership, stream_ordering, user_id FROM room_memberships
+    WHERE room_id = ?1 AND user_id != ?2 AND membership IN ('join', 'invite', 'leave', 'ban')
+    ORDER BY membership NOT IN ('join', 'invite'), stream_ordering, user_id LIMIT ?3
 )
-SUMMARY_NAME = (
-    "SELECT cs.type, e.json FROM current_state cs JOIN events e ON e.event_id = cs.event_id "
-    "WHERE cs.room_id = ? AND cs.type IN ('m.room.name', 'm.room.canonical_alias') "
-    "AND cs.state_key = ''"
-)
+UNION ALL
+SELECT 'name', cs.type, NULL, e.json FROM current_state cs JOIN events e ON e.event_id = cs.event_id
+WHERE cs.room_id = ?1 AND cs.type IN ('m.room.name', 'm.room.canonical_alias')
+  AND cs.state_key = ''
+"""
 
 
 class MemberStore:
@@ -191,21 +194,24 @@ class MemberStore:
         ))
 
     async def summary(self, room_id: str, user_id: str, limit: int = 5) -> RoomMemberSummary:
-        """The /sync room summary's member counts and heroes (three small indexed reads)."""
-        counts = {str(r[0]): int(r[1])
-                  for r in await self.db.fetchall(SUMMARY_COUNTS, (room_id,))}
-        rows = await self.db.fetchall(SUMMARY_HEROES, (room_id, user_id, limit))
-        # Joined and invited members when there are any, else those who left or were banned.
-        current = [r[0] for r in rows if r[1] in ("join", "invite")]
-        heroes = current if current else [r[0] for r in rows]
+        """The /sync room summary's member counts and heroes (one statement)."""
+        counts: dict[str, int] = {}
+        others: list[tuple[bool, int, str, str]] = []
         named = False
-        for event_type, raw in await self.db.fetchall(SUMMARY_NAME, (room_id,)):
-            content = json.loads(raw).get("content")
-            key = "name" if event_type == "m.room.name" else "alias"
-            if isinstance(content, dict) and content.get(key):
-                named = True
-        return RoomMemberSummary(int(counts.get("join", 0)), int(counts.get("invite", 0)),
-                                 heroes, named)
+        for kind, a, b, c in await self.db.fetchall(SUMMARY, (room_id, user_id, limit)):
+            if kind == "count":
+                counts[str(a)] = int(b)
+            elif kind == "hero":
+                others.append((a not in ("join", "invite"), int(b), str(c), str(a)))
+            else:
+                content = json.loads(c).get("content")
+                key = "name" if a == "m.room.name" else "alias"
+                named = named or (isinstance(content, dict) and bool(content.get(key)))
+        others.sort()
+        # Joined and invited members when there are any, else those who left or were banned.
+        current = [o[2] for o in others if o[3] in ("join", "invite")]
+        heroes = current if current else [o[2] for o in others]
+        return RoomMemberSummary(counts.get("join", 0), counts.get("invite", 0), heroes, named)
 
     async def forget(self, room_id: str, user_id: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
