@@ -113,7 +113,7 @@ class SyncService:
             # A token from before a restart: typing (in memory) counts from zero again, so
             # treat every room's typing state as changed once.
             since = replace(since, typing=-1)
-        if since is None and flt.state.lazy_load_members:
+        if since is None:
             self.rooms.lazy.reset(user_id, device_id)  # a new sync sequence starts from nothing
         while True:
             now = self.now()
