@@ -158,3 +158,25 @@ async def test_event_stream(client: TestClient, register: Register, create_room:
         ("m.room.message", event_id, room_id)]
     resp = await client.get(f"{V3}/events", params={"from": "nonsense"}, headers=bob.auth)
     assert resp.status == 400
+
+
+async def test_event_stream_limit(client: TestClient, register: Register,
+                                  create_room: CreateRoom) -> None:
+    """``limit`` cuts the stream short without skipping anything; bad values are a 400."""
+    alice = await register("alice")
+    room_id = await create_room(alice)
+    resp = await client.get(f"{V3}/events", params={"timeout": "0"}, headers=alice.auth)
+    token = (await resp.json())["end"]
+    sent = [await send(client, alice, room_id, f"m{i}") for i in range(5)]
+    seen: list[str] = []
+    for _ in range(3):
+        resp = await client.get(f"{V3}/events", params={"from": token, "limit": "2"},
+                                headers=alice.auth)
+        body = await resp.json()
+        assert resp.status == 200 and len(body["chunk"]) <= 2, body
+        seen += [e["event_id"] for e in body["chunk"]]
+        token = body["end"]
+    assert seen == sent
+    for bad in ("hello", "-2", "0"):
+        resp = await client.get(f"{V3}/events", params={"limit": bad}, headers=alice.auth)
+        assert resp.status == 400

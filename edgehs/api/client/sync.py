@@ -14,7 +14,7 @@ from edgehs.api.params import json_body, query_bool, query_int
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.sync import SyncToken
-from edgehs.service.sync_events import EventStream
+from edgehs.service.sync_events import DEFAULT_LIMIT, MAX_LIMIT, EventStream
 
 
 async def sync(request: web.Request) -> web.Response:
@@ -63,7 +63,9 @@ async def events(request: web.Request) -> web.Response:
     if start is not None and start.position > server.notifier.position:
         raise MatrixError(400, Codes.INVALID_PARAM, "The from token is from the future")
     timeout = query_int(request, "timeout", 0, maximum=server.config.max_sync_timeout_ms)
-    return web.json_response(await EventStream(server.sync).stream(who.user_id, start, timeout))
+    limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    return web.json_response(
+        await EventStream(server.sync).stream(who.user_id, start, timeout, limit))
 
 
 async def create_filter(request: web.Request) -> web.Response:
