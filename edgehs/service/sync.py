@@ -28,6 +28,7 @@ from edgehs.store.state import StateStore
 from edgehs.types import JsonDict
 
 IGNORED_USERS = "m.ignored_user_list"  # https://spec.matrix.org/v1.19/client-server-api/#ignoring-users
+IGNORED_CACHE_SIZE = 10000
 
 
 @dataclass
@@ -57,6 +58,11 @@ class SyncResult:
         }
 
 
+def _ignored_users(content: JsonDict | None) -> frozenset[str]:
+    users = content.get("ignored_users") if isinstance(content, dict) else None
+    return frozenset(users) if isinstance(users, dict) else frozenset()
+
+
 class SyncService:
     def __init__(
         self, events: EventStore, state: StateStore, members: MemberStore,
@@ -72,6 +78,8 @@ class SyncService:
         self.formatter = formatter
         self.notifier = notifier
         self.rooms = RoomBuilder(events, state, members, typing, formatter)
+        self._ignored: dict[str, frozenset[str]] = {}  # user -> ignored users (_ignored_now)
+        self._ignored_generation = 0  # counts the changes seen
         self.e2ee: E2eeSync | None = None  # set by the wiring
         self.push: PushService | None = None  # unread counts, m.push_rules (set by the wiring)
         self.presence: PresenceService | None = None  # m.presence events (set by the wiring)
@@ -117,8 +125,7 @@ class SyncService:
             self.rooms.lazy.reset(user_id, device_id)  # a new sync sequence starts from nothing
         while True:
             now = self.now()
-            req = SyncRequest(user_id, device_id, since, now, flt,
-                              ignored=await self.ignored(user_id))
+            req = SyncRequest(user_id, device_id, since, now, flt)
             result = await self._sync_once(req, full_state)
             if self.presence is not None:
                 result.presence = await self.presence.sync_events(
@@ -135,10 +142,28 @@ class SyncService:
             # Re-compute against the same `since`, so nothing between is skipped.
 
     async def ignored(self, user_id: str) -> frozenset[str]:
-        """https://spec.matrix.org/v1.19/client-server-api/#ignoring-users"""
-        content = await self.account_data.get(user_id, "", IGNORED_USERS)
-        users = content.get("ignored_users") if isinstance(content, dict) else None
-        return frozenset(users) if isinstance(users, dict) else frozenset()
+        """The users ``user_id`` ignores, read from the database (and remembered unless a
+        change was seen meanwhile). https://spec.matrix.org/v1.19/client-server-api/#ignoring-users"""
+        generation = self._ignored_generation
+        ignored = _ignored_users(await self.account_data.get(user_id, "", IGNORED_USERS))
+        if generation == self._ignored_generation:
+            if len(self._ignored) > IGNORED_CACHE_SIZE:
+                self._ignored.clear()
+            self._ignored[user_id] = ignored
+        return ignored
+
+    async def _ignored_now(self, user_id: str, changed: dict[str, JsonDict]) -> frozenset[str]:
+        """The ignored users for one /sync, mostly without a query of its own. A list changed
+        since ``since`` is among the account data the sync reads anyway (``changed``, global):
+        it is used, and what was remembered is dropped (a load that raced with the change is
+        not kept either). Every change is seen so by the first sync from a token older than
+        it, which all later tokens descend from."""
+        if IGNORED_USERS in changed:
+            self._ignored_generation += 1
+            self._ignored.pop(user_id, None)
+            return _ignored_users(changed[IGNORED_USERS])
+        cached = self._ignored.get(user_id)
+        return cached if cached is not None else await self.ignored(user_id)
 
     async def _sync_once(self, req: SyncRequest, full_state: bool) -> SyncResult:
         since, now, flt, user_id = req.since, req.now, req.flt, req.user_id
@@ -147,6 +172,8 @@ class SyncService:
         memberships = await self.members.get_rooms_for_user(
             user_id, ("join", "invite", "knock", "leave", "ban")
         )
+        changed = await self.account_data.get_changed(user_id, after)
+        req.ignored = await self._ignored_now(user_id, changed.get("", {}))
         joined = [r for r, m in memberships.items() if m[0] == "join" and flt.room_allowed(r)]
         # One query each for the rooms with new events (and whether a member event is among
         # them) and the receipts of every joined room, so that a wake-up only looks further
@@ -185,7 +212,6 @@ class SyncService:
                 (since is not None and pos > after) or (since is None and flt.include_leave)
             ):
                 result.rooms["leave"][room_id] = await self.rooms.left(req, room_id, pos)
-        changed = await self.account_data.get_changed(user_id, after)
         result.account_data = [
             {"type": t, "content": c} for t, c in changed.get("", {}).items()
             if flt.account_data_allowed(t)

@@ -97,6 +97,32 @@ async def test_ignored_users_messages_are_left_out(client: TestClient, register:
             ] == ["seen"]
 
 
+async def test_ignore_list_changes_apply_from_the_next_sync(
+        client: TestClient, register: Register, create_room: CreateRoom,
+        spec: MatrixSpec) -> None:
+    alice, bob = await register("alice"), await register("bob")
+    room_id = await create_room(alice, preset="public_chat")
+    await join(client, bob, room_id)
+    body = await sync(client, alice, spec)
+
+    async def bodies_after(token: str, text: str) -> tuple[list[str], str]:
+        await send(client, bob, room_id, text)
+        got = await sync(client, alice, spec, since=token)
+        room = got["rooms"]["join"].get(room_id, {"timeline": {"events": []}})
+        return [e["content"].get("body") for e in room["timeline"]["events"]
+                if e["type"] == "m.room.message"], got["next_batch"]
+
+    seen, token = await bodies_after(body["next_batch"], "one")
+    assert seen == ["one"]
+    # None: the list is left as it is (the remembered one applies).
+    for ignoring, text, expected in ((True, "two", []), (None, "three", []),
+                                     (False, "four", ["four"]), (None, "five", ["five"])):
+        if ignoring is not None:
+            await ignore(client, alice, *([bob] if ignoring else []))
+        seen, token = await bodies_after(token, text)
+        assert seen == expected, text
+
+
 async def test_invites_from_ignored_users_are_left_out(client: TestClient, register: Register,
                                                        create_room: CreateRoom,
                                                        spec: MatrixSpec) -> None:
