@@ -52,15 +52,19 @@ class ClientEventFormatter:
 
     async def format(
         self, stored: Iterable[StoredEvent], viewer: str | None, viewer_device: str | None = None,
-        *, with_room_id: bool = True, bundle: bool = True,
+        *, with_room_id: bool = True, bundle: bool = True, federation: bool = False,
     ) -> list[JsonDict]:
         """Client events; with ``bundle`` the aggregations of their child events (edits,
-        threads, references) are added under ``unsigned["m.relations"]``."""
+        threads, references) are added under ``unsigned["m.relations"]``. With
+        ``federation`` (a filter's ``event_format``) each event is the PDU as the server holds
+        it (auth_events, prev_events, hashes, signatures, depth, room_id...), redacted when it
+        was, with the same ``unsigned`` additions."""
         return await self._format(list(stored), viewer, viewer_device, with_room_id,
-                                  0 if bundle else MAX_BUNDLE_DEPTH)
+                                  0 if bundle else MAX_BUNDLE_DEPTH, federation)
 
     async def _format(self, items: list[StoredEvent], viewer: str | None,
-                      viewer_device: str | None, with_room_id: bool, depth: int) -> list[JsonDict]:
+                      viewer_device: str | None, with_room_id: bool, depth: int,
+                      federation: bool = False) -> list[JsonDict]:
         redactions = await self.events.get_events(
             e.redacted_by for e in items if e.redacted_by is not None
         )
@@ -85,12 +89,19 @@ class ClientEventFormatter:
                         **strip_for_client(because.pdu), "event_id": because.event_id,
                         "room_id": because.room_id,
                     }
-            client = strip_for_client(pdu)
-            client["event_id"] = ev.event_id
-            if with_room_id:
-                client["room_id"] = ev.room_id
+            if federation:
+                client = dict(pdu)
+                client["event_id"] = ev.event_id
+                stored_unsigned = pdu.get("unsigned")
+                if isinstance(stored_unsigned, dict):
+                    unsigned = {**stored_unsigned, **unsigned}
             else:
-                client.pop("room_id", None)
+                client = strip_for_client(pdu)
+                client["event_id"] = ev.event_id
+                if with_room_id:
+                    client["room_id"] = ev.room_id
+                else:
+                    client.pop("room_id", None)
             unsigned["age"] = max(0, now - int(pdu["origin_server_ts"]))
             if ev.txn_id is not None and viewer == pdu["sender"] and (
                 viewer_device is None or viewer_device == ev.device_id

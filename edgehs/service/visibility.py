@@ -250,9 +250,14 @@ class Visibility:
     async def timeline(self, room_id: str, user_id: str, *, after: int | None, before: int,
                        limit: int, types: Sequence[str] | None = None,
                        not_types: Sequence[str] | None = None,
-                       senders: Sequence[str] | None = None) -> list[StoredEvent]:
+                       senders: Sequence[str] | None = None,
+                       with_current_state: bool = False) -> list[StoredEvent]:
         """Up to ``limit`` visible events with after < stream_ordering <= before, newest
-        first (the /sync timeline query, with history visibility applied)."""
+        first (the /sync timeline query, with history visibility applied). With
+        ``with_current_state`` the room's current state events of that span are included
+        even where history is hidden from the user (a member who left and came back sees
+        who joined meanwhile), as Synapse does for /sync; this costs one more query only
+        when the span is not all visible."""
         facts = await self.facts(room_id, user_id)
         cache = {room_id: facts}
         found: list[StoredEvent] = []
@@ -270,4 +275,15 @@ class Visibility:
                 upper = batch[-1].stream_ordering - 1
             if len(found) >= limit:
                 break
-        return found[:limit]
+        found = found[:limit]
+        if with_current_state and facts.restrictive:
+            lower = after if after is not None else -1
+            if len(found) >= limit:
+                lower = max(lower, found[-1].stream_ordering - 1)
+            if not any(lo <= lower and hi >= before for lo, hi in facts.ranges()):
+                have = {e.event_id for e in found}
+                extra = [e for e in await self.events.current_state_between(
+                    room_id, lower, before, types=types, not_types=not_types, senders=senders)
+                    if e.event_id not in have]
+                found = sorted([*found, *extra], key=lambda e: -e.stream_ordering)[:limit]
+        return found

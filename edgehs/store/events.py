@@ -152,6 +152,24 @@ class EventStore:
         )
         return [_row_to_event(r) for r in rows]
 
+    async def current_state_between(
+        self, room_id: str, after: int, before: int, *, types: Sequence[str] | None = None,
+        not_types: Sequence[str] | None = None, senders: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        """The room's current state events with after < stream_ordering <= before, newest
+        first."""
+        where = ["cs.room_id = ?", "e.stream_ordering > ?", "e.stream_ordering <= ?"]
+        params: list[Any] = [room_id, after, before]
+        for column, values, op in (("type", types, "IN"), ("type", not_types, "NOT IN"),
+                                   ("sender", senders, "IN")):
+            if values is not None:
+                where.append(f"e.{column} {op} ({','.join('?' * len(values))})")
+                params.extend(values)
+        rows = await self.db.fetchall(
+            SELECT_EVENT + "JOIN current_state cs ON cs.event_id = e.event_id "
+            f"WHERE {' AND '.join(where)} ORDER BY e.stream_ordering DESC", params)
+        return [_row_to_event(r) for r in rows]
+
     async def rooms_with_events_after(self, room_ids: Sequence[str], after: int) -> set[str]:
         if not room_ids:
             return set()
@@ -161,6 +179,26 @@ class EventStore:
             [after, *room_ids],
         )
         return {r[0] for r in rows}
+
+    async def room_changes_after(self, room_ids: Sequence[str], after: int) -> dict[str, bool]:
+        """The rooms among ``room_ids`` with events after ``after``, each with whether one of
+        them is a member event (one query, as :meth:`rooms_with_events_after`)."""
+        if not room_ids:
+            return {}
+        rows = await self.db.fetchall(
+            "SELECT room_id, MAX(type = 'm.room.member') FROM events WHERE stream_ordering > ? "
+            f"AND room_id IN ({','.join('?' * len(room_ids))}) GROUP BY room_id",
+            [after, *room_ids],
+        )
+        return {r[0]: bool(r[1]) for r in rows}
+
+    async def joined_between(self, room_id: str, user_id: str, after: int, upto: int) -> bool:
+        """Whether the user's membership became "join" at a position in (after, upto]."""
+        return await self.db.fetchval(
+            "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member' AND state_key = ? "
+            "AND stream_ordering > ? AND stream_ordering <= ? AND outlier = 0 "
+            "AND rejected_reason IS NULL AND json_extract(json, '$.content.membership') = 'join' "
+            "LIMIT 1", (room_id, user_id, after, upto)) is not None
 
     async def with_children(self, event_ids: Sequence[str], rel_types: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` have child events of one of ``rel_types`` (one query)."""
