@@ -162,7 +162,7 @@ class HomeServer:
         self.rc_message = RateLimiter(config.rc_message, enabled)
         self.rc_login = RateLimiter(config.rc_login, enabled)
         self.rc_registration = RateLimiter(config.rc_registration, enabled)
-        # Profiles, receipts and read markers (helper: ephemeral).
+        # Profiles, receipts and read markers.
         self.profile = ProfileService(
             config.server_name, self.user_store, ProfileFieldStore(self.db), self.member_store,
             self.event_store, self.events, self.rooms,
@@ -172,7 +172,7 @@ class HomeServer:
             self.events, self.event_store, self.receipt_store, self.account_data_store,
             self.visibility,
         )
-        # History, relations, aliases and the room directory (helper: history).
+        # History, relations, aliases and the room directory.
         self.messages = MessagesService(
             self.event_store, self.state_store, self.visibility, self.formatter, self.notifier,
         )
@@ -180,18 +180,18 @@ class HomeServer:
             config.server_name, self.events, self.event_store, self.state_store,
             self.room_store, self.member_store, self.visibility,
         )
-        # The media repository (helper: media).
+        # The media repository.
         self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))
         self.media = MediaService(config.server_name, config.max_upload_size, self.media_store)
         # Application service registrations: the files (all valid, or ConfigError) plus those
-        # added at run time by the legacy register endpoint (helper: AS registration).
+        # added at run time by the legacy register endpoint.
         self.appservice_store = AppServiceStore(self.db)
         self.as_registrations = AppServiceRegistrations(
             config.server_name, self.appservice_store, self.user_store,
         )
         self.appservices = await self.as_registrations.load(config.app_service_config_files)
         # Requests to application services: ping, user/alias queries, third-party lookups
-        # (helper: AS acting/queries).
+        #.
         self.as_queries = AppServiceQueries(self.appservices)
         self.rooms.as_queries = self.as_queries
         self.directory.as_queries = self.as_queries
@@ -207,7 +207,7 @@ class HomeServer:
         self.events.outbox_wake = self.outbox.wake
         self.notifier.add_edu_listener(self.as_pusher.on_edu)
         # Send-to-Device messaging: device inboxes read by /sync, or the outbox for the users
-        # of a service that receives them by push (helper: e2ee).
+        # of a service that receives them by push.
         self.to_device_store = ToDeviceStore(self.db)
         self.notifier.to_device_position = await self.to_device_store.current_position()
         self.to_device = ToDeviceService(config.server_name, self.db, self.appservices,
@@ -220,10 +220,10 @@ class HomeServer:
                                self.events)
         self.cross_signing = CrossSigningService(self.key_store, self.events)
         self.sync.e2ee.keys = self.keys
-        # Server-side key backups (helper: key backup).
+        # Server-side key backups.
         self.room_keys = RoomKeyService(self.db, RoomKeyStore(self.db))
         # Push: rules evaluated for every event in its transaction, counts in /sync,
-        # /notifications, pushers and delivery to push gateways through the outbox (helper: push).
+        # /notifications, pushers and delivery to push gateways through the outbox.
         self.push_store = PushStore(self.db)
         self.push = PushService(self.push_store, self.events, self.event_store,
                                 self.member_store, self.formatter)
@@ -235,7 +235,7 @@ class HomeServer:
         self.events.event_rows.append(PushEvaluator(
             config.server_name, self.event_store, self.push, self.pushers).prepare)
         self.sync.push = self.push
-        # Spaces (/hierarchy), threads (/threads) and room upgrades (helper: spaces+threads).
+        # Spaces (/hierarchy), threads (/threads) and room upgrades.
         self.hierarchy = HierarchyService(self.events, self.event_store, self.state_store,
                                           self.room_store, self.member_store, self.directory)
         self.threads = ThreadService(ThreadStore(self.db), self.event_store, self.visibility,
@@ -252,7 +252,7 @@ class HomeServer:
         self.sliding_sync.extensions.push = self.push
         self.sliding_sync.extensions.keys = self.keys
         # Presence in memory (explicit changes persisted), m.presence in /sync and to
-        # appservices; TURN credentials for calls (helper: presence+voip).
+        # appservices; TURN credentials for calls.
         self.presence = PresenceService(config.server_name, PresenceStore(self.db),
                                         self.notifier, enabled=config.presence_enabled)
         await self.presence.load()
@@ -267,7 +267,7 @@ class HomeServer:
                                 config.turn_username, config.turn_password,
                                 config.turn_user_lifetime_ms)
         # Full-text /search (FTS5 rows written in each event's transaction), the user
-        # directory, mutual rooms and content reports (helper: search).
+        # directory, mutual rooms and content reports.
         self.search = SearchService(SearchStore(self.db), self.event_store, self.state_store,
                                     self.member_store, self.visibility, self.messages,
                                     self.formatter)
@@ -276,7 +276,7 @@ class HomeServer:
         self.reports = ReportService(ReportStore(self.db), self.event_store, self.room_store,
                                      self.member_store, self.user_store, self.visibility)
         # OpenID tokens (in memory: a restart invalidates them) and room summaries, MSC3266
-        # (helper: openid+summary).
+        #.
         self.openid = OpenIdService(config.server_name)
         self.room_summary = RoomSummaryService(self.events, self.room_store, self.member_store,
                                                self.directory, self.hierarchy)
