@@ -190,8 +190,7 @@ class HomeServer:
             config.server_name, self.appservice_store, self.user_store,
         )
         self.appservices = await self.as_registrations.load(config.app_service_config_files)
-        # Requests to application services: ping, user/alias queries, third-party lookups
-        #.
+        # Requests to application services: ping, user/alias queries, third-party lookups.
         self.as_queries = AppServiceQueries(self.appservices)
         self.rooms.as_queries = self.as_queries
         self.directory.as_queries = self.as_queries
@@ -275,8 +274,7 @@ class HomeServer:
         self.user_directory = UserDirectoryService(UserDirectoryStore(self.db))
         self.reports = ReportService(ReportStore(self.db), self.event_store, self.room_store,
                                      self.member_store, self.user_store, self.visibility)
-        # OpenID tokens (in memory: a restart invalidates them) and room summaries, MSC3266
-        #.
+        # OpenID tokens (in memory: a restart invalidates them) and room summaries, MSC3266.
         self.openid = OpenIdService(config.server_name)
         self.room_summary = RoomSummaryService(self.events, self.room_store, self.member_store,
                                                self.directory, self.hierarchy)
