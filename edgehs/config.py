@@ -38,6 +38,12 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "signing_key_path": ("signing.key", "ed25519 signing key file, relative to data_dir."),
     "media_store_path": ("media", "Media folder, relative to data_dir."),
     "enable_registration": (False, "Allow anyone who can reach the server to register."),
+    "allow_guest_access": (
+        False,
+        "Allow guest accounts (POST /register?kind=guest): anyone who can reach the server may "
+        "get one, without a password, and read world_readable rooms and join rooms whose "
+        "m.room.guest_access is can_join. Off by default, as in Synapse.",
+    ),
     "max_upload_size": ("50M", "Largest media upload accepted."),
     "max_request_body_size": ("1M", "Largest non-media request body; larger ones get M_TOO_LARGE."),
     "default_room_version": ("12", "Room version of new rooms (10, 11 or 12)."),
@@ -101,6 +107,7 @@ class Config:
     turn_username: str | None = None
     turn_password: str | None = None
     turn_user_lifetime_ms: int = 86_400_000
+    allow_guest_access: bool = False
 
     @property
     def base_url(self) -> str:
@@ -210,6 +217,7 @@ def load_config(path: Path) -> Config:
         signing_key_path=data_dir / _typed(raw, "signing_key_path", str, where),
         media_store_path=data_dir / _typed(raw, "media_store_path", str, where),
         enable_registration=_typed(raw, "enable_registration", bool, where),
+        allow_guest_access=_typed(raw, "allow_guest_access", bool, where),
         max_upload_size=parse_size(raw.get("max_upload_size", "50M"), "max_upload_size", where),
         max_request_body_size=parse_size(
             raw.get("max_request_body_size", "1M"), "max_request_body_size", where

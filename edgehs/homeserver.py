@@ -15,9 +15,14 @@ from edgehs.service.appservice.registration import AppServiceRegistrations
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.client_ips import ClientIps
 from edgehs.service.cross_signing import CrossSigningService
+from edgehs.service.deactivation import DeactivationService
+from edgehs.service.device_management import DeviceService
 from edgehs.service.directory import DirectoryService
+from edgehs.service.event_stream import EventStreamService
 from edgehs.service.events import EventService
+from edgehs.service.guests import GuestService
 from edgehs.service.hierarchy import HierarchyService
+from edgehs.service.initial_sync import InitialSyncService
 from edgehs.service.keys import KeyService
 from edgehs.service.media import MediaService
 from edgehs.service.messages import MessagesService
@@ -31,7 +36,6 @@ from edgehs.service.push_evaluator import PushEvaluator
 from edgehs.service.push_gateway import PusherService, PushGateway
 from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
-from edgehs.service.registration import RegistrationSessions
 from edgehs.service.reports import ReportService
 from edgehs.service.room_keys import RoomKeyService
 from edgehs.service.room_summary import RoomSummaryService
@@ -44,6 +48,7 @@ from edgehs.service.sync_e2ee import E2eeSync
 from edgehs.service.threads import ThreadService
 from edgehs.service.to_device import ToDeviceService
 from edgehs.service.typing import TypingService
+from edgehs.service.uia import UiaSessions
 from edgehs.service.upgrade import UpgradeService
 from edgehs.service.user_directory import UserDirectoryService
 from edgehs.service.users import UserService
@@ -118,13 +123,19 @@ class HomeServer:
             config.server_name, self.signing_key, self.db, self.event_store, self.state_store,
             self.room_store, self.member_store, self.streams, self.notifier,
         )
-        self.users = UserService(config.server_name, self.user_store)
-        self.registration_sessions = RegistrationSessions()
+        self.devices = DeviceService(self.user_store, self.events)
+        self.users = UserService(config.server_name, self.user_store, self.devices)
+        self.uia = UiaSessions()
         self.client_ips = ClientIps(self.user_store)
         self.rooms = RoomService(
             config.server_name, self.events, self.room_store, self.member_store,
             self.user_store, config.default_room_version,
         )
+        # Guest accounts: joins only where m.room.guest_access allows, removed when it ends.
+        self.guests = GuestService(config.allow_guest_access, self.users, self.user_store,
+                                   self.events, self.member_store)
+        self.rooms.guests = self.guests
+        self.events.after_send.append(self.guests.after_send)
         self.account_data_store = AccountDataStore(self.db)
         self.account_data = AccountDataService(self.events, self.account_data_store)
         self.receipt_store = ReceiptStore(self.db)
@@ -133,26 +144,38 @@ class HomeServer:
         self.visibility = Visibility(self.member_store, self.event_store, self.state_store,
                                      VisibilityStore(self.db))
         self.formatter.visibility = self.visibility  # aggregations show visible children only
+        self.formatter.erasures = self.user_store.erased_at  # erased senders' events redacted
         self.typing = TypingService(self.notifier)
         self.sync = SyncService(
             self.event_store, self.state_store, self.member_store, self.account_data_store,
             self.receipt_store, self.typing, self.formatter, self.notifier,
         )
         self.sync.visibility = self.visibility
+        # The deprecated /initialSync, room initialSync and /events (room previews too).
+        self.initial_sync = InitialSyncService(
+            self.event_store, self.state_store, self.member_store, self.room_store,
+            self.account_data_store, self.receipt_store, self.visibility, self.formatter,
+            self.notifier,
+        )
+        self.event_stream = EventStreamService(
+            self.event_store, self.member_store, self.account_data_store, self.receipt_store,
+            self.typing, self.visibility, self.formatter, self.notifier,
+        )
         enabled = config.rate_limits_enabled
         self.rc_message = RateLimiter(config.rc_message, enabled)
         self.rc_login = RateLimiter(config.rc_login, enabled)
         self.rc_registration = RateLimiter(config.rc_registration, enabled)
-        # Profiles, receipts and read markers (helper: ephemeral).
+        # Profiles, receipts and read markers.
         self.profile = ProfileService(
             config.server_name, self.user_store, ProfileFieldStore(self.db), self.member_store,
             self.event_store, self.events, self.rooms,
         )
+        self.deactivation = DeactivationService(self.rooms, self.profile, self.devices)
         self.receipts = ReceiptService(
             self.events, self.event_store, self.receipt_store, self.account_data_store,
             self.visibility,
         )
-        # History, relations, aliases and the room directory (helper: history).
+        # History, relations, aliases and the room directory.
         self.messages = MessagesService(
             self.event_store, self.state_store, self.visibility, self.formatter, self.notifier,
         )
@@ -161,18 +184,17 @@ class HomeServer:
             self.room_store, self.member_store, self.visibility,
             AppServiceRoomListStore(self.db),
         )
-        # The media repository (helper: media).
+        # The media repository.
         self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))
         self.media = MediaService(config.server_name, config.max_upload_size, self.media_store)
         # Application service registrations: the files (all valid, or ConfigError) plus those
-        # added at run time by the legacy register endpoint (helper: AS registration).
+        # added at run time by the legacy register endpoint.
         self.appservice_store = AppServiceStore(self.db)
         self.as_registrations = AppServiceRegistrations(
             config.server_name, self.appservice_store, self.user_store,
         )
         self.appservices = await self.as_registrations.load(config.app_service_config_files)
-        # Requests to application services: ping, user/alias queries, third-party lookups
-        # (helper: AS acting/queries).
+        # Requests to application services: ping, user/alias queries, third-party lookups.
         self.as_queries = AppServiceQueries(self.appservices)
         self.rooms.as_queries = self.as_queries
         self.directory.as_queries = self.as_queries
@@ -188,7 +210,7 @@ class HomeServer:
         self.events.outbox_wake = self.outbox.wake
         self.notifier.add_edu_listener(self.as_pusher.on_edu)
         # Send-to-Device messaging: device inboxes read by /sync, or the outbox for the users
-        # of a service that receives them by push (helper: e2ee).
+        # of a service that receives them by push.
         self.to_device_store = ToDeviceStore(self.db)
         self.notifier.to_device_position = await self.to_device_store.current_position()
         self.to_device = ToDeviceService(config.server_name, self.db, self.appservices,
@@ -201,13 +223,14 @@ class HomeServer:
                                self.events)
         self.cross_signing = CrossSigningService(self.key_store, self.events)
         self.sync.e2ee.keys = self.keys
-        # Server-side key backups (helper: key backup).
+        # Server-side key backups.
         self.room_keys = RoomKeyService(self.db, RoomKeyStore(self.db))
         # Push: rules evaluated for every event in its transaction, counts in /sync,
-        # /notifications, pushers and delivery to push gateways through the outbox (helper: push).
+        # /notifications, pushers and delivery to push gateways through the outbox.
         self.push_store = PushStore(self.db)
         self.push = PushService(self.push_store, self.events, self.event_store,
                                 self.member_store, self.formatter)
+        self.rooms.join_hooks.append(self.push.copy_rules_to_upgraded_room)
         self.pushers = PusherService(self.db, self.push_store)
         self.push_gateway = PushGateway(self.pushers, self.push_store, self.event_store,
                                         self.state_store, self.push.unread_total)
@@ -215,7 +238,7 @@ class HomeServer:
         self.events.event_rows.append(PushEvaluator(
             config.server_name, self.event_store, self.push, self.pushers).prepare)
         self.sync.push = self.push
-        # Spaces (/hierarchy), threads (/threads) and room upgrades (helper: spaces+threads).
+        # Spaces (/hierarchy), threads (/threads) and room upgrades.
         self.hierarchy = HierarchyService(self.events, self.event_store, self.state_store,
                                           self.room_store, self.member_store, self.directory)
         self.threads = ThreadService(ThreadStore(self.db), self.event_store, self.visibility,
@@ -232,11 +255,13 @@ class HomeServer:
         self.sliding_sync.extensions.push = self.push
         self.sliding_sync.extensions.keys = self.keys
         # Presence in memory (explicit changes persisted), m.presence in /sync and to
-        # appservices; TURN credentials for calls (helper: presence+voip).
+        # appservices; TURN credentials for calls.
         self.presence = PresenceService(config.server_name, PresenceStore(self.db),
                                         self.notifier, enabled=config.presence_enabled)
         await self.presence.load()
         self.sync.presence = self.presence
+        self.initial_sync.presence = self.presence
+        self.event_stream.presence = self.presence
         self.events.fanouts.append(self.presence.activity_from_event)
         self.notifier.add_edu_listener(self.presence.on_edu)
         self.presence.listeners.append(self.as_pusher.on_presence)
@@ -245,7 +270,7 @@ class HomeServer:
                                 config.turn_username, config.turn_password,
                                 config.turn_user_lifetime_ms)
         # Full-text /search (FTS5 rows written in each event's transaction), the user
-        # directory, mutual rooms and content reports (helper: search).
+        # directory, mutual rooms and content reports.
         self.search = SearchService(SearchStore(self.db), self.event_store, self.state_store,
                                     self.member_store, self.visibility, self.messages,
                                     self.formatter)
@@ -253,8 +278,7 @@ class HomeServer:
         self.user_directory = UserDirectoryService(UserDirectoryStore(self.db))
         self.reports = ReportService(ReportStore(self.db), self.event_store, self.room_store,
                                      self.member_store, self.user_store, self.visibility)
-        # OpenID tokens (in memory: a restart invalidates them) and room summaries, MSC3266
-        # (helper: openid+summary).
+        # OpenID tokens (in memory: a restart invalidates them) and room summaries, MSC3266.
         self.openid = OpenIdService(config.server_name)
         self.room_summary = RoomSummaryService(self.events, self.room_store, self.member_store,
                                                self.directory, self.hierarchy)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from edgehs.api.guest_access import check_guest_request
 from edgehs.api.keys import hs
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.appservice.registry import AppService
@@ -28,6 +29,7 @@ class Requester:
     token: str
     room_id: str | None = None  # set for device tokens limited to one room
     appservice_id: str | None = None  # set when the token is an application service's
+    is_guest: bool = False  # a guest account (api/guest_access.py lists what it may call)
 
     def check_room(self, room_id: str) -> None:
         if self.room_id is not None and self.room_id != room_id:
@@ -73,7 +75,9 @@ async def requester(request: web.Request) -> Requester:
     if info.device_id is not None:
         await server.client_ips.seen(info.user_id, info.device_id, request.remote,
                                      request.headers.get("User-Agent"))
-    return Requester(info.user_id, info.device_id, token, info.room_id)
+    if info.is_guest:
+        check_guest_request(request)
+    return Requester(info.user_id, info.device_id, token, info.room_id, is_guest=info.is_guest)
 
 
 async def _asserted(request: web.Request, service: AppService, token: str) -> Requester:

@@ -17,6 +17,7 @@ from edgehs.api.client import (
     directory,
     hierarchy,
     keys,
+    legacy,
     login,
     media,
     messages,
@@ -88,7 +89,7 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/joined_rooms", rooms.joined_rooms),
     ("GET", "/rooms/{roomId}/members", rooms.members),
     ("GET", "/rooms/{roomId}/joined_members", rooms.joined_members),
-    # Room upgrades (helper: spaces+threads)
+    # Room upgrades
     ("POST", "/rooms/{roomId}/upgrade", upgrade.upgrade_room),
     # Events
     ("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", send.send_message),
@@ -105,18 +106,23 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/rooms/{roomId}/event/{eventId}", send.get_event),
     # Sync and filters
     ("GET", "/sync", sync.sync),
+    # The deprecated event stream and initial syncs; room previews
+    ("GET", "/events", legacy.events),
+    ("GET", "/events/{eventId}", legacy.event),
+    ("GET", "/initialSync", legacy.initial_sync),
+    ("GET", "/rooms/{roomId}/initialSync", legacy.room_initial_sync),
     ("POST", "/user/{userId}/filter", sync.create_filter),
     ("GET", "/user/{userId}/filter/{filterId}", sync.get_filter),
-    # Send-to-Device messaging (helper: e2ee)
+    # Send-to-Device messaging
     ("PUT", "/sendToDevice/{eventType}/{txnId}", to_device.send_to_device),
-    # End-to-end encryption keys and cross-signing (helper: e2ee)
+    # End-to-end encryption keys and cross-signing
     ("POST", "/keys/upload", keys.upload_keys),
     ("POST", "/keys/query", keys.query_keys),
     ("POST", "/keys/claim", keys.claim_keys),
     ("GET", "/keys/changes", keys.key_changes),
     ("POST", "/keys/device_signing/upload", keys.upload_cross_signing_keys),
     ("POST", "/keys/signatures/upload", keys.upload_signatures),
-    # Server-side key backups (helper: key backup)
+    # Server-side key backups
     ("POST", "/room_keys/version", room_keys.create_version),
     ("GET", "/room_keys/version", room_keys.get_current_version),
     ("GET", "/room_keys/version/{version}", room_keys.get_version),
@@ -131,10 +137,10 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("PUT", "/room_keys/keys/{roomId}/{sessionId}", room_keys.put_session_key),
     ("GET", "/room_keys/keys/{roomId}/{sessionId}", room_keys.get_session_key),
     ("DELETE", "/room_keys/keys/{roomId}/{sessionId}", room_keys.delete_session_key),
-    # History: /messages, /context (helper: history)
+    # History: /messages, /context
     ("GET", "/rooms/{roomId}/messages", messages.messages),
     ("GET", "/rooms/{roomId}/context/{eventId}", messages.context),
-    # Aliases, room directory, /publicRooms (helper: history)
+    # Aliases, room directory, /publicRooms
     ("PUT", "/directory/room/{roomAlias}", directory.put_alias),
     ("GET", "/directory/room/{roomAlias}", directory.get_alias),
     ("DELETE", "/directory/room/{roomAlias}", directory.delete_alias),
@@ -147,20 +153,20 @@ CLIENT_ROUTES: Sequence[Route] = (
      directory.delete_appservice_visibility),
     ("GET", "/publicRooms", directory.get_public_rooms),
     ("POST", "/publicRooms", directory.post_public_rooms),
-    # Profile (helper: ephemeral)
+    # Profile
     ("GET", "/profile/{userId}", profile.get_profile),
     ("GET", "/profile/{userId}/{keyName}", profile.get_profile_field),
     ("PUT", "/profile/{userId}/{keyName}", profile.put_profile_field),
     ("DELETE", "/profile/{userId}/{keyName}", profile.delete_profile_field),
-    # Presence and VoIP TURN credentials (helper: presence+voip)
+    # Presence and VoIP TURN credentials
     ("GET", "/presence/{userId}/status", presence.get_presence),
     ("PUT", "/presence/{userId}/status", presence.set_presence),
     ("GET", "/voip/turnServer", voip.turn_server),
-    # Typing, receipts, read markers (helper: ephemeral)
+    # Typing, receipts, read markers
     ("PUT", "/rooms/{roomId}/typing/{userId}", typing.set_typing),
     ("POST", "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipts.post_receipt),
     ("POST", "/rooms/{roomId}/read_markers", receipts.set_read_markers),
-    # Push notifications: push rules, pushers, /notifications (helper: push)
+    # Push notifications: push rules, pushers, /notifications
     # The spec's listing paths end in "/"; without it they are unknown endpoints (as in
     # Synapse), so a client that works here works there.
     ("GET", "/pushrules/", push.get_push_rules),
@@ -175,7 +181,7 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/pushers", push.get_pushers),
     ("POST", "/pushers/set", push.set_pusher),
     ("GET", "/notifications", push.get_notifications),
-    # Account data and tags (helper: ephemeral)
+    # Account data and tags
     ("GET", "/user/{userId}/account_data/{type}", account_data.get_account_data),
     ("PUT", "/user/{userId}/account_data/{type}", account_data.put_account_data_global),
     ("GET", "/user/{userId}/rooms/{roomId}/account_data/{type}",
@@ -185,47 +191,47 @@ CLIENT_ROUTES: Sequence[Route] = (
     ("GET", "/user/{userId}/rooms/{roomId}/tags", account_data.get_tags),
     ("PUT", "/user/{userId}/rooms/{roomId}/tags/{tag}", account_data.put_tag),
     ("DELETE", "/user/{userId}/rooms/{roomId}/tags/{tag}", account_data.delete_tag),
-    # Third-party networks, answered by application services (helper: AS acting/queries)
+    # Third-party networks, answered by application services
     ("GET", "/thirdparty/protocols", thirdparty.get_protocols),
     ("GET", "/thirdparty/protocol/{protocol}", thirdparty.get_protocol),
     ("GET", "/thirdparty/location/{protocol}", thirdparty.get_location_by_protocol),
     ("GET", "/thirdparty/user/{protocol}", thirdparty.get_user_by_protocol),
     ("GET", "/thirdparty/location", thirdparty.get_location_by_alias),
     ("GET", "/thirdparty/user", thirdparty.get_user_by_id),
-    # Search, user directory, reporting (helper: search)
+    # Search, user directory, reporting
     ("POST", "/search", search.search),
     ("POST", "/user_directory/search", user_directory.search_users),
     ("POST", "/rooms/{roomId}/report/{eventId}", report.report_event),
     ("POST", "/rooms/{roomId}/report", report.report_room),
     ("POST", "/users/{userId}/report", report.report_user),
-    # OpenID tokens for Element Call and widgets (helper: openid+summary)
+    # OpenID tokens for Element Call and widgets
     ("POST", "/user/{userId}/openid/request_token", openid.request_token),
 )
 
 # Endpoints that exist only under /_matrix/client/v1.
 CLIENT_V1_ROUTES: Sequence[Route] = (
-    # Application service ping (helper: AS acting/queries)
+    # Application service ping
     ("POST", "/appservice/{appserviceId}/ping", appservice.ping),
-    # Relations (helper: history)
+    # Relations
     ("GET", "/rooms/{roomId}/relations/{eventId}", relations.relations),
     ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}", relations.relations),
     ("GET", "/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", relations.relations),
-    # Spaces and threads (helper: spaces+threads)
+    # Spaces and threads
     ("GET", "/rooms/{roomId}/hierarchy", hierarchy.hierarchy),
     ("GET", "/rooms/{roomId}/threads", threads.list_threads),
-    # Authenticated media (helper: media)
+    # Authenticated media
     ("GET", "/media/config", media.config),
     ("GET", "/media/preview_url", media.preview_url),
     ("GET", "/media/download/{serverName}/{mediaId}", media.download),
     ("GET", "/media/download/{serverName}/{mediaId}/{fileName}", media.download),
     ("GET", "/media/thumbnail/{serverName}/{mediaId}", media.thumbnail),
-    # Mutual rooms (helper: search)
+    # Mutual rooms
     ("GET", "/mutual_rooms", user_directory.mutual_rooms),
-    # Room summary, v1.15 / MSC3266 (helper: openid+summary)
+    # Room summary, v1.15 / MSC3266
     ("GET", "/room_summary/{roomIdOrAlias}", room_summary.room_summary),
 )
 
-# The deprecated /_matrix/media/v3 (and r0) endpoints (helper: media). Served under v1 too, as
+# The deprecated /_matrix/media/v3 (and r0) endpoints. Served under v1 too, as
 # Synapse does, which is where POST /_matrix/media/v1/create lives.
 MEDIA_PREFIXES = ("/_matrix/media/v3", "/_matrix/media/r0", "/_matrix/media/v1")
 MEDIA_ROUTES: Sequence[Route] = (
@@ -243,20 +249,25 @@ MEDIA_ROUTES: Sequence[Route] = (
 OTHER_ROUTES: Sequence[Route] = (
     ("GET", "/_matrix/client/versions", versions.versions),
     ("GET", "/.well-known/matrix/client", versions.well_known),
-    # MSC2666's unstable mutual rooms path, which Synapse serves (helper: search)
+    # MSC2666's unstable mutual rooms path, which Synapse serves
     ("GET", "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
      user_directory.mutual_rooms_unstable),
-    # Simplified sliding sync, MSC4186 (Element X) (helper: sliding sync)
+    # Cross-signing under the unstable prefix it had before v1.1 (MSC1756), which clients of
+    # that time still call
+    ("POST", "/_matrix/client/unstable/keys/device_signing/upload",
+     keys.upload_cross_signing_keys),
+    ("POST", "/_matrix/client/unstable/keys/signatures/upload", keys.upload_signatures),
+    # Simplified sliding sync, MSC4186 (Element X)
     ("POST", sliding_sync.PATH, sliding_sync.sliding_sync),
-    # The 2015 run-time AS registration, admins only (helper: AS registration)
+    # The 2015 run-time AS registration, admins only
     ("POST", "/_matrix/appservice/v1/register", appservice_register.register),
-    # edgehs's own admin API: `edgehs device add` while the server runs (helper: AS gaps)
+    # edgehs's own admin API: `edgehs device add` while the server runs
     ("POST", admin.ADMIN_PREFIX + "/devices", admin.add_device),
     # MSC3266's unstable room summary path, which matrix-rust-sdk (Element X) calls while the
-    # server does not advertise v1.15 (helper: openid+summary)
+    # server does not advertise v1.15
     ("GET", room_summary.UNSTABLE_PATH, room_summary.room_summary),
     # Server-Server OpenID userinfo. There is no federation listener yet, so it is served on
-    # this one, under its federation path (helper: openid+summary)
+    # this one, under its federation path
     ("GET", "/_matrix/federation/v1/openid/userinfo", openid.userinfo),
 )
 

@@ -214,6 +214,16 @@ def redact(event: JsonDict, rv: RoomVersion) -> JsonDict:
 # --- reference hash, event ids, room ids ----------------------------------------------------------
 
 
+def redaction_target(pdu: JsonDict) -> str | None:
+    """The event an ``m.room.redaction`` redacts (``redacts`` at the top level before v11, in
+    ``content`` from v11), or None for any other event."""
+    if pdu.get("type") != "m.room.redaction":
+        return None
+    content = pdu.get("content")
+    target = pdu.get("redacts") or (content.get("redacts") if isinstance(content, dict) else None)
+    return target if isinstance(target, str) else None
+
+
 def _reference_hash_bytes(event: JsonDict, rv: RoomVersion) -> bytes:
     """https://spec.matrix.org/v1.19/server-server-api/#calculating-the-reference-hash-for-an-event
 

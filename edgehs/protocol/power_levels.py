@@ -149,6 +149,17 @@ def named_power_level(name: str, power_levels: JsonDict | None) -> int:
     return as_int(power_levels.get(name), default)
 
 
+def has_redact_power(
+    user_id: str, power_levels: JsonDict | None, create_event: JsonDict, rv: RoomVersion
+) -> bool:
+    """Whether ``user_id`` may redact other users' events: their level is at least ``redact``.
+
+    https://spec.matrix.org/v1.19/rooms/v11/#handling-redactions
+    """
+    return user_power_level(user_id, power_levels, create_event, rv) >= named_power_level(
+        "redact", power_levels)
+
+
 def notification_power_level(key: str, power_levels: JsonDict | None) -> int:
     """The level needed to trigger a notification of ``key`` (only ``room`` is specified, 50)."""
     if power_levels is None:

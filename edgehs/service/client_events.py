@@ -5,7 +5,7 @@ https://spec.matrix.org/v1.19/client-server-api/#aggregations-of-child-events
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from edgehs.protocol.events import redact, strip_for_client
 from edgehs.protocol.room_versions import DEFAULT_ROOM_VERSION, get_room_version
@@ -47,21 +47,28 @@ class ClientEventFormatter:
         self.rooms = rooms
         # Set by the wiring: aggregations then count only the children the viewer may see.
         self.visibility: Visibility | None = None
+        # Set by the wiring: the erased ones of some users, with the position of the erasure.
+        self.erasures: Callable[[Iterable[str]], Awaitable[dict[str, int]]] | None = None
 
     async def format(
         self, stored: Iterable[StoredEvent], viewer: str | None, viewer_device: str | None = None,
-        *, with_room_id: bool = True, bundle: bool = True,
+        *, with_room_id: bool = True, bundle: bool = True, federation: bool = False,
     ) -> list[JsonDict]:
         """Client events; with ``bundle`` the aggregations of their child events (edits,
-        threads, references) are added under ``unsigned["m.relations"]``."""
+        threads, references) are added under ``unsigned["m.relations"]``. With
+        ``federation`` (a filter's ``event_format``) each event is the PDU as the server holds
+        it (auth_events, prev_events, hashes, signatures, depth, room_id...), redacted when it
+        was, with the same ``unsigned`` additions."""
         return await self._format(list(stored), viewer, viewer_device, with_room_id,
-                                  0 if bundle else MAX_BUNDLE_DEPTH)
+                                  0 if bundle else MAX_BUNDLE_DEPTH, federation)
 
     async def _format(self, items: list[StoredEvent], viewer: str | None,
-                      viewer_device: str | None, with_room_id: bool, depth: int) -> list[JsonDict]:
+                      viewer_device: str | None, with_room_id: bool, depth: int,
+                      federation: bool = False) -> list[JsonDict]:
         redactions = await self.events.get_events(
             e.redacted_by for e in items if e.redacted_by is not None
         )
+        erased = await self._erased_for(items, viewer)
         now = int(time.time() * 1000)
         parents: set[str] = set()
         if depth < MAX_BUNDLE_DEPTH:
@@ -72,22 +79,29 @@ class ClientEventFormatter:
         for ev in items:
             pdu = ev.pdu
             unsigned: JsonDict = {}
-            if ev.redacted_by is not None:
+            if ev.redacted_by is not None or ev.event_id in erased:
                 version = await self.rooms.get_room_version_id(ev.room_id)
                 rv = get_room_version(version or DEFAULT_ROOM_VERSION.identifier)
                 pdu = {**redact(pdu, rv), "event_id": ev.event_id}
-                because = redactions.get(ev.redacted_by)
+                because = redactions.get(ev.redacted_by) if ev.redacted_by else None
                 if because is not None:
                     unsigned["redacted_because"] = {
                         **strip_for_client(because.pdu), "event_id": because.event_id,
                         "room_id": because.room_id,
                     }
-            client = strip_for_client(pdu)
-            client["event_id"] = ev.event_id
-            if with_room_id:
-                client["room_id"] = ev.room_id
+            if federation:
+                client = dict(pdu)
+                client["event_id"] = ev.event_id
+                stored_unsigned = pdu.get("unsigned")
+                if isinstance(stored_unsigned, dict):
+                    unsigned = {**stored_unsigned, **unsigned}
             else:
-                client.pop("room_id", None)
+                client = strip_for_client(pdu)
+                client["event_id"] = ev.event_id
+                if with_room_id:
+                    client["room_id"] = ev.room_id
+                else:
+                    client.pop("room_id", None)
             unsigned["age"] = max(0, now - int(pdu["origin_server_ts"]))
             if ev.txn_id is not None and viewer == pdu["sender"] and (
                 viewer_device is None or viewer_device == ev.device_id
@@ -99,6 +113,24 @@ class ClientEventFormatter:
                     unsigned["m.relations"] = relations
             client["unsigned"] = unsigned
             out.append(client)
+        return out
+
+    async def _erased_for(self, items: list[StoredEvent], viewer: str | None) -> set[str]:
+        """The events of erased senders that ``viewer`` could not see before the erasure:
+        they are served redacted, without ``redacted_because`` (no redaction event exists).
+        https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate"""
+        if viewer is None or self.erasures is None or self.visibility is None:
+            return set()
+        erased = await self.erasures({e.pdu["sender"] for e in items})
+        by_erasure: dict[int, list[StoredEvent]] = {}
+        for ev in items:
+            position = erased.get(ev.pdu["sender"])
+            if position is not None and ev.pdu["sender"] != viewer:
+                by_erasure.setdefault(position, []).append(ev)
+        out: set[str] = set()
+        for position, events in by_erasure.items():
+            seen = await self.visibility.seen_before(viewer, events, position)
+            out.update(e.event_id for e in events if e.event_id not in seen)
         return out
 
     async def format_one(self, stored: StoredEvent, viewer: str | None,

@@ -146,6 +146,27 @@ class DirectoryService:
         servers = sorted({u.split(":", 1)[1] for u in joined if ":" in u} - {self.server_name})
         return {"room_id": room_id, "servers": [self.server_name, *servers]}
 
+    async def check_canonical_alias(self, room_id: str, content: JsonDict) -> None:
+        """The aliases of an ``m.room.canonical_alias`` content about to be sent: 400
+        M_INVALID_PARAM when one is not an alias at all, 400 M_BAD_ALIAS when one does not
+        point to ``room_id``. An absent, null or empty ``alias`` means none.
+
+        https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidstateeventtypestatekey
+        https://spec.matrix.org/v1.19/client-server-api/#mroomcanonical_alias"""
+        alias = content.get("alias")
+        alt = content.get("alt_aliases", [])
+        if not isinstance(alt, list):
+            raise MatrixError(400, Codes.BAD_JSON, "alt_aliases must be a list")
+        aliases = [alias, *alt] if alias not in (None, "") else alt
+        for item in aliases:
+            if not isinstance(item, str):
+                raise MatrixError(400, Codes.BAD_JSON, "Aliases must be strings")
+            check_alias_syntax(item)
+        for item in aliases:
+            found = await self.rooms.get_alias(item)
+            if found is None or found[0] != room_id:
+                raise MatrixError(400, Codes.BAD_ALIAS, f"{item} does not point to this room")
+
     async def delete_alias(self, user_id: str, alias: str,
                            appservice_id: str | None = None) -> None:
         """Delete a local alias (its creator, or a moderator of its room, or an application

@@ -25,9 +25,15 @@ from signedjson.types import SigningKey
 from edgehs.errors import AuthError, Codes, MatrixError
 from edgehs.protocol.canonical_json import check_canonical_json, json_size
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
-from edgehs.protocol.events import compute_event_id, room_id_for_create_event, sign_event
+from edgehs.protocol.events import (
+    compute_event_id,
+    redaction_target,
+    room_id_for_create_event,
+    sign_event,
+)
 from edgehs.protocol.room_versions import RoomVersion, get_room_version
 from edgehs.service.notifier import Notifier
+from edgehs.service.redactions import check_may_redact, redaction_power
 from edgehs.store.db import Database
 from edgehs.store.events import (
     DuplicateTransaction,
@@ -103,12 +109,16 @@ class EventService:
         self.notifier = notifier
         self._locks: dict[str, asyncio.Lock] = {}
         self._heads: dict[str, RoomHead] = {}
+        self._last_create_ts = 0
         # Who else must receive each new event (appservices now, federation later): each
         # returns outbox destinations, queued in the event's own transaction.
         self.fanouts: list[Fanout] = []
         self.outbox_wake: Callable[[Iterable[str]], None] | None = None
         # Rows computed before the transaction and written with each event (push rules).
         self.event_rows: list[EventRowsHook] = []
+        # Run after each local event was stored and announced, outside the room lock: rules
+        # that answer an event with more events (guests leaving when guest access ends).
+        self.after_send: list[Callable[[StoredEvent], Awaitable[None]]] = []
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         return self._locks.setdefault(room_id, asyncio.Lock())
@@ -192,6 +202,8 @@ class EventService:
             known = await self.events.get_pdus(
                 head.state[k] for k in {*keys, CREATE_KEY} if k in head.state
             )
+            if redacts is not None:
+                await check_may_redact(self.events, room_id, sender, redacts, head.state)
             pdu = self._build(rv, room_id, sender, event_type, content, state_key,
                               head.extremities, head.depth + 1, head.state, known, redacts,
                               origin_server_ts)
@@ -201,6 +213,8 @@ class EventService:
                                            txn_id, device_id)
         # 6. wake /sync and the senders
         self.notifier.notify(stored.stream_ordering)
+        for hook in self.after_send:
+            await hook(stored)
         return stored
 
     def _build(
@@ -266,12 +280,15 @@ class EventService:
         ]
         extra_rows = [rows for hook in self.event_rows
                       if (rows := await hook(room_id, pending)) is not None]
+        by_power = [redaction_target(pdu) is not None
+                    and await redaction_power(self.events, pdu["sender"], before)
+                    for pdu, before, _ in pending]
 
         async def run(conn: aiosqlite.Connection) -> tuple[list[int], int]:
             positions = []
             group = head.state_group if head else None
-            for (pdu, before_state, after_state), destinations in zip(
-                pending, deliveries, strict=True
+            for (pdu, before_state, after_state), destinations, power in zip(
+                pending, deliveries, by_power, strict=True
             ):
                 pos = self.streams.next()
                 if group is None:
@@ -282,7 +299,8 @@ class EventService:
                     group = await self.state.add_group(conn, room_id, before, before_state,
                                                        after_state)
                 await insert_event(conn, pdu, pos, room_id, state_before=before,
-                                   state_after=group, txn_id=txn_id, device_id=device_id)
+                                   state_after=group, txn_id=txn_id, device_id=device_id,
+                                   redaction_by_power=power)
                 await set_forward_extremities(conn, room_id, pdu["event_id"],
                                               pdu["prev_events"])
                 if "state_key" in pdu:
@@ -330,9 +348,31 @@ class EventService:
         and stored in one transaction with ``extra(room_id)`` rows. If any event fails the
         authorization rules nothing is stored (400 M_INVALID_ROOM_STATE). Returns the room id;
         for versions with ids derived from the create event it is its reference hash."""
+        for _attempt in range(8):
+            room_id, pending = self._room_events(sender, create_content, rv, initial)
+            async with self.room_lock(room_id):
+                # A v12 room id is a hash: the id of a room stored before this process
+                # started (clock set back) is not reused; build again one millisecond later.
+                if await self.rooms.get_room_version_id(room_id) is not None:
+                    continue
+                stored = await self._persist(room_id, None, pending,
+                                             extra=extra(room_id) if extra else None)
+            self.notifier.notify(stored[-1].stream_ordering)
+            return room_id
+        raise MatrixError(503, Codes.UNKNOWN, "Could not pick an unused room id; try again")
+
+    def _room_events(
+        self, sender: str, create_content: JsonDict, rv: RoomVersion,
+        initial: Sequence[tuple[str, str, JsonDict]],
+    ) -> tuple[str, list[tuple[JsonDict, StateMap, StateMap]]]:
+        """The room id and the events of a new room, each with the state before and after it.
+        The create event's ``origin_server_ts`` is strictly later than that of the previous
+        create event built here, so identical requests (one user, same millisecond) never
+        make identical create events, whose reference hash is the room id in v12."""
+        self._last_create_ts = max(now_ms(), self._last_create_ts + 1)
         create: JsonDict = {
             "sender": sender, "type": "m.room.create", "state_key": "",
-            "content": create_content, "origin_server_ts": now_ms(), "depth": 1,
+            "content": create_content, "origin_server_ts": self._last_create_ts, "depth": 1,
             "prev_events": [], "auth_events": [],
         }
         if rv.room_id_from_create_event:
@@ -360,11 +400,7 @@ class EventService:
             pending.append((pdu, state, after))
             known[pdu["event_id"]] = pdu
             state, last = after, pdu
-        async with self.room_lock(room_id):
-            stored = await self._persist(room_id, None, pending,
-                                         extra=extra(room_id) if extra else None)
-        self.notifier.notify(stored[-1].stream_ordering)
-        return room_id
+        return room_id, pending
 
     async def run_write(self, fn: Callable[[aiosqlite.Connection, int], Awaitable[Any]]) -> int:
         """Run a non-event write that takes a stream position (account data, receipts...),

@@ -13,12 +13,17 @@ DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
 
 
-def _str_list(section: JsonDict, key: str) -> tuple[str, ...] | None:
+def _str_list(section: JsonDict, key: str, prefix: str = "") -> tuple[str, ...] | None:
+    """A list of strings; with ``prefix`` each must start with it (the schema's ``^@`` user
+    id and ``^!`` room id patterns)."""
     value = section.get(key)
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise MatrixError(400, Codes.BAD_JSON, f"filter field {key} must be a list of strings")
+    if prefix and not all(v.startswith(prefix) for v in value):
+        raise MatrixError(400, Codes.BAD_JSON,
+                          f"filter field {key} must list identifiers starting with {prefix!r}")
     return tuple(value)
 
 
@@ -51,13 +56,23 @@ class EventFilter:
     not_types: tuple[str, ...] | None = None
     senders: tuple[str, ...] | None = None
     not_senders: tuple[str, ...] | None = None
+    # RoomEventFilter fields (https://spec.matrix.org/v1.19/client-server-api/#lazy-loading-room-members)
     lazy_load_members: bool = False
+    include_redundant_members: bool = False
     # RoomEventFilter flag; on room.timeline it asks /sync for per-thread unread counts.
     unread_thread_notifications: bool = False
 
     @classmethod
-    def parse(cls, raw: Any, name: str) -> "EventFilter":
+    def parse(cls, raw: Any, name: str, room: bool = False) -> "EventFilter":
+        """An EventFilter; with ``room`` a RoomEventFilter, whose extra fields are checked
+        against the schema too (``rooms``/``not_rooms`` lists of room ids, the flags
+        strictly boolean)."""
         section = _section(raw, name)
+        if room:
+            _str_list(section, "rooms", "!")
+            _str_list(section, "not_rooms", "!")
+            if section.get("contains_url") is not None:
+                _bool(section, "contains_url", name)
         limit = section.get("limit")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                                   or limit < 0):
@@ -66,9 +81,10 @@ class EventFilter:
             limit=None if limit is None else min(limit, MAX_TIMELINE_LIMIT),
             types=_str_list(section, "types"),
             not_types=_str_list(section, "not_types"),
-            senders=_str_list(section, "senders"),
-            not_senders=_str_list(section, "not_senders"),
+            senders=_str_list(section, "senders", "@"),
+            not_senders=_str_list(section, "not_senders", "@"),
             lazy_load_members=_bool(section, "lazy_load_members", name),
+            include_redundant_members=_bool(section, "include_redundant_members", name),
             unread_thread_notifications=_bool(section, "unread_thread_notifications", name),
         )
 
@@ -92,28 +108,32 @@ class SyncFilter:
     not_rooms: tuple[str, ...] = ()
     include_leave: bool = False
     account_data: EventFilter = EventFilter()
+    ephemeral: EventFilter = EventFilter()
+    # "federation": events as the PDUs the server holds, not in the client format.
+    federation_format: bool = False
 
     @classmethod
     def parse(cls, raw: Any) -> "SyncFilter":
+        """The Filter schema (filter.yaml's definitions/sync_filter.yaml): anything that does
+        not match it is 400 M_BAD_JSON."""
         top = _section(raw, "filter")
         room = _section(top.get("room"), "room")
-        if top.get("event_format", "client") not in ("client", "federation"):
+        event_format = top.get("event_format", "client")
+        if event_format not in ("client", "federation"):
             raise MatrixError(400, Codes.BAD_JSON, "event_format must be client or federation")
         _str_list(top, "event_fields")
-        for section, key in ((room, "include_leave"),):
-            if not isinstance(section.get(key, False), bool):
-                raise MatrixError(400, Codes.BAD_JSON, f"{key} must be a boolean")
-        for name in ("presence", "account_data"):
-            EventFilter.parse(top.get(name), name)
-        for name in ("ephemeral", "account_data"):
-            EventFilter.parse(room.get(name), f"room.{name}")
+        _bool(room, "include_leave", "room")
+        EventFilter.parse(top.get("presence"), "presence")
+        EventFilter.parse(room.get("account_data"), "room.account_data", room=True)
         return cls(
-            timeline=EventFilter.parse(room.get("timeline"), "room.timeline"),
-            state=EventFilter.parse(room.get("state"), "room.state"),
-            rooms=_str_list(room, "rooms"),
-            not_rooms=_str_list(room, "not_rooms") or (),
-            include_leave=bool(room.get("include_leave", False)),
+            timeline=EventFilter.parse(room.get("timeline"), "room.timeline", room=True),
+            state=EventFilter.parse(room.get("state"), "room.state", room=True),
+            rooms=_str_list(room, "rooms", "!"),
+            not_rooms=_str_list(room, "not_rooms", "!") or (),
+            include_leave=_bool(room, "include_leave", "room"),
             account_data=EventFilter.parse(top.get("account_data"), "account_data"),
+            ephemeral=EventFilter.parse(room.get("ephemeral"), "room.ephemeral", room=True),
+            federation_format=event_format == "federation",
         )
 
     @property

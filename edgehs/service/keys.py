@@ -244,16 +244,6 @@ class KeyService:
 
     # --- device lists: /sync's device_lists and GET /keys/changes ----------------------------
 
-    async def devices_deleted(self, user_id: str) -> None:
-        """Record that ``user_id``'s device list changed (a device was deleted: logout,
-        DELETE /devices, deactivation), so that everyone sharing a room with them sees them
-        in ``device_lists.changed`` and stops encrypting for the device. Its keys went with
-        the device row (migration 0009's trigger)."""
-        async def write(conn: aiosqlite.Connection, position: int) -> None:
-            await add_device_list_change(conn, user_id, position)
-        await self.events.run_write(write)
-
-
     async def device_list_changes(self, user_id: str, after: int, upto: int
                                   ) -> tuple[list[str], list[str]]:
         """(changed, left) for ``user_id`` between two positions of the shared stream.

@@ -186,6 +186,11 @@ class MessagesService:
         }
         if page.next_position is not None:
             body["end"] = str(SyncToken(page.next_position, from_token.typing))
+        elif not backwards and to_token is None and until >= now.position:
+            # Forwards to the live edge: the timeline goes on, so the client gets the token
+            # to continue from when more events come (the spec omits `end` only at the start
+            # of the timeline or where the user may see no more).
+            body["end"] = str(SyncToken(upper, from_token.typing))
         if flt.lazy_load_members:
             body["state"] = await self._member_state(page.events, user_id)
         return body

@@ -234,21 +234,35 @@ class PresenceService:
     def event(self, user_id: str, now: int | None = None) -> JsonDict:
         return {"type": "m.presence", "sender": user_id, "content": self.content(user_id, now)}
 
+    def changed_since(self, since: int | None) -> list[str]:
+        """The users whose presence changed after serial ``since`` (every known one when
+        None), oldest change first: the legacy /events stream and /initialSync use it."""
+        if not self.enabled:
+            return []
+        return [uid for _, uid in sorted(
+            (u.serial, uid) for uid, u in self._users.items()
+            if u.serial and (since is None or u.serial > since))]
+
     async def is_visible(self, observer: str, observed: str) -> bool:
         """A user sees the presence of those sharing a joined room with them, and their own."""
         return observer == observed or observed in await self.store.co_members(observer)
 
     async def sync_events(self, user_id: str, since: int | None,
-                          flt: EventFilter | None = None) -> list[JsonDict]:
+                          flt: EventFilter | None = None,
+                          also: set[str] | frozenset[str] = frozenset()) -> list[JsonDict]:
         """The m.presence events for /sync: the users sharing a room with ``user_id`` (and
-        the user) whose presence changed after serial ``since`` (all known ones when None).
-        Without changes this costs no database read."""
+        the user) whose presence changed after serial ``since`` (all known ones when None),
+        and those of ``also`` (users who just came to share a room with them) whatever their
+        serial, offline ones included. Without changes this costs no database read."""
         if not self.enabled or (flt is not None and not flt.allows_type("m.presence")):
             return []
         changed = sorted(
             ((u.serial, uid) for uid, u in self._users.items()
-             if u.serial and (since is None or u.serial > since)),
+             if u.serial and (since is None or u.serial > since or uid in also)),
         )
+        listed = {uid for _, uid in changed}
+        # New co-members never heard of (or never seen online) are sent as offline.
+        changed[:0] = [(0, uid) for uid in sorted(also) if uid not in listed]
         if not changed:
             return []
         visible = await self.store.co_members(user_id) | {user_id}

@@ -142,6 +142,35 @@ class PushService:
         await self._change(user_id, kind, rule_id, lambda r: replace(r, actions=actions),
                            DefaultChange(actions=actions))
 
+    async def copy_rules_to_upgraded_room(self, room_id: str, user_id: str) -> None:
+        """A local user newly joined ``room_id``: when it replaces an upgraded room (its create
+        event names a ``predecessor``), the user's enabled rules about the old room (a room rule,
+        or a rule with a ``room_id`` condition on it) are copied for the new one, named after it,
+        as Synapse does. A rule of that name already there is kept."""
+        create = await self.events.current_state_event(room_id, ("m.room.create", ""))
+        predecessor = (create or {}).get("content", {}).get("predecessor")
+        old = predecessor.get("room_id") if isinstance(predecessor, dict) else None
+        if not isinstance(old, str):
+            return
+        async with self._lock(user_id):
+            current = await self._load(user_id)
+            copies = [
+                replace(r, rule_id=room_id, conditions=tuple(
+                    {**c, "pattern": room_id} if c.get("key") == "room_id" else c
+                    for c in r.conditions))
+                for r in current.own
+                if r.enabled and ((r.kind == "room" and r.rule_id == old) or any(
+                    c.get("key") == "room_id" and c.get("pattern") == old
+                    for c in r.conditions))
+                and current.ruleset.find(r.kind, room_id) is None
+            ]
+            for kind in sorted({r.kind for r in copies}):
+                same_kind = [r for r in current.own if r.kind == kind]
+                for rule in (r for r in copies if r.kind == kind):
+                    same_kind = place_rule(same_kind, rule, None, None)
+                await self._commit(user_id, current, kind, same_kind, None)
+                current = await self._load(user_id)
+
     async def _change(self, user_id: str, kind: str, rule_id: str,
                       edit: Callable[[PushRule], PushRule], change: DefaultChange) -> None:
         check_kind(kind)

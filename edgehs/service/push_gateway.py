@@ -181,11 +181,13 @@ class PushGateway:
         high = pdu["type"] == "m.room.encrypted" or bool(tweaks.get("highlight")) or bool(
             tweaks.get("sound"))
         note: JsonDict = {
-            "event_id": stored.event_id, "room_id": stored.room_id,
+            # "id" repeats event_id under its name from before the spec (r0 gateways, and
+            # what Synapse still sends beside it); gateways that follow the spec ignore it.
+            "id": stored.event_id, "event_id": stored.event_id, "room_id": stored.room_id,
             "prio": "high" if high else "low", "devices": [device],
+            # "counts whose value is zero should be omitted": the object itself stays
+            "counts": {"unread": unread} if unread else {},
         }
-        if unread:
-            note["counts"] = {"unread": unread}  # "counts whose value is zero should be omitted"
         if pusher.data.get("format") == FORMAT_EVENT_ID_ONLY:
             return {"notification": note}
         note.update({"type": pdu["type"], "sender": pdu["sender"]})

@@ -14,6 +14,7 @@ from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.events import EventService
+from edgehs.service.guests import GuestService
 from edgehs.store.rooms import MemberStore, RoomStore, insert_alias, set_room_visibility
 from edgehs.store.users import UserStore
 from edgehs.types import JsonDict
@@ -23,6 +24,11 @@ PRESETS: dict[str, dict[str, str]] = {
     "trusted_private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
     "public_chat": {"join_rule": "public", "history": "shared", "guest": "forbidden"},
 }
+
+# Member event keys a client never sets: the server adds them after its own checks (a restricted
+# join's authorising user, a third-party invite's signed block).
+SERVER_SET_MEMBER_KEYS = frozenset({"join_authorised_via_users_server", "third_party_invite",
+                                    "third_party_signed"})
 
 DEFAULT_EVENT_LEVELS = {
     "m.room.name": 50,
@@ -49,6 +55,10 @@ class RoomService:
         self.default_room_version = default_room_version
         # Asks application services about unknown aliases and users (set by homeserver.py).
         self.as_queries: AppServiceQueries | None = None
+        # Guest accounts' rules about rooms (set by homeserver.py).
+        self.guests: GuestService | None = None
+        # (room_id, user_id) after a local user newly joined a room (set by homeserver.py).
+        self.join_hooks: list[Callable[[str, str], Awaitable[None]]] = []
 
     def room_versions_capability(self) -> JsonDict:
         """The ``m.room_versions`` capability: the version of new rooms and every supported one.
@@ -151,14 +161,16 @@ class RoomService:
         }
 
     async def member_content(self, user_id: str, membership: str, **extra: Any) -> JsonDict:
-        content: JsonDict = {"membership": membership, **extra}
-        if membership in ("join", "knock"):  # a knock shows the admins who is at the door
+        """A member event's content: ``extra`` (a request's own keys, without those only the
+        server may set), then the profile's displayname and avatar_url where ``extra`` gives
+        none for a join or a knock (a knock shows the admins who is at the door)."""
+        content: JsonDict = {k: v for k, v in extra.items() if k not in SERVER_SET_MEMBER_KEYS}
+        content["membership"] = membership
+        if membership in ("join", "knock"):
             profile = await self.users.get_profile(user_id)
-            if profile is not None:
-                if profile[0] is not None:
-                    content["displayname"] = profile[0]
-                if profile[1] is not None:
-                    content["avatar_url"] = profile[1]
+            for key, value in zip(("displayname", "avatar_url"), profile or (), strict=False):
+                if value is not None and key not in content:
+                    content[key] = value
         return content
 
     async def resolve_room(self, room_id_or_alias: str) -> str:
@@ -190,11 +202,53 @@ class RoomService:
                 and await self.users.get_user(user_id) is None):
             await self.as_queries.query_user(user_id)
 
-    async def join(self, room_id: str, user_id: str, reason: str | None = None) -> str:
-        extra = {"reason": reason} if reason else {}
-        content = await self.member_content(user_id, "join", **extra)
-        await self.events.send(room_id, user_id, "m.room.member", content, user_id)
-        return room_id
+    async def join(self, room_id: str, user_id: str, reason: str | None = None,
+                   extra: JsonDict | None = None, *, is_guest: bool = False) -> str | None:
+        """Join ``room_id``: the member event id, or None when already joined and ``extra``
+        (custom keys of the member event, e.g. the rest of a /join body) asks for nothing new.
+        ``is_guest``: the user is a guest, who may join only rooms that let guests in
+        (https://spec.matrix.org/v1.19/client-server-api/#guest-access).
+
+        https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3joinroomidoralias"""
+        current = await self.members.get_membership(room_id, user_id)
+        if current is not None and current[0] == "join" and not extra:
+            return None
+        if is_guest:
+            if self.guests is None:
+                raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests may not join rooms")
+            await self.guests.check_join(room_id)
+        content = await self.member_content(
+            user_id, "join", **{**(extra or {}), **({"reason": reason} if reason else {})})
+        stored = await self.events.send(room_id, user_id, "m.room.member", content, user_id)
+        if current is None or current[0] != "join":
+            await self.newly_joined(room_id, user_id)
+        return stored.event_id
+
+    async def newly_joined(self, room_id: str, user_id: str) -> None:
+        """Run the join hooks (e.g. the copy of push rules into an upgraded room)."""
+        for hook in self.join_hooks:
+            await hook(room_id, user_id)
+
+    async def set_member_state(self, room_id: str, sender: str, target: str,
+                               content: JsonDict) -> str:
+        """PUT /rooms/{roomId}/state/m.room.member/{userId}: the membership change the content
+        names, made as the matching /join, /leave, /invite, /kick or /ban would make it, the
+        content's other keys kept (a per-room displayname). The auth rules decide who may.
+
+        https://spec.matrix.org/v1.19/client-server-api/#mroommember"""
+        membership = content.get("membership")
+        if not isinstance(membership, str):
+            raise MatrixError(400, Codes.BAD_JSON, "content.membership must be a string")
+        extra = {k: v for k, v in content.items() if k != "membership"}
+        if membership == "join" and target == sender:
+            current = await self.members.get_membership(room_id, sender)
+            if current is None or current[0] != "join":
+                joined = await self.join(room_id, sender, extra=extra)
+                assert joined is not None
+                return joined
+            # Already joined: the content replaces the member event as given (a per-room
+            # displayname may be removed), but for the keys only the server sets.
+        return await self.change_membership(room_id, sender, target, membership, extra=extra)
 
     async def knock(self, room_id: str, user_id: str, reason: str | None = None) -> str:
         """Ask to join: a ``knock`` membership event through the write path. The auth rules
@@ -214,7 +268,9 @@ class RoomService:
         """invite / leave / ban / kick (= leave of another user) / unban (= leave)."""
         validate_user_id(target)
         await self.events.room_version(room_id)  # 404 for unknown rooms
-        content: JsonDict = {"membership": membership, **(extra or {})}
+        content: JsonDict = {k: v for k, v in (extra or {}).items()
+                             if k not in SERVER_SET_MEMBER_KEYS}
+        content["membership"] = membership
         if reason:
             content["reason"] = reason
         if membership == "invite":
@@ -223,7 +279,7 @@ class RoomService:
                 raise MatrixError(403, Codes.FORBIDDEN, f"{target} is already {current[0]} here")
             await self.ask_appservices_user(target)
             profile = await self.users.get_profile(target)
-            if profile is not None and profile[0]:
+            if profile is not None and profile[0] and "displayname" not in content:
                 content["displayname"] = profile[0]
         stored = await self.events.send(room_id, sender, "m.room.member", content, target)
         return stored.event_id

@@ -18,6 +18,7 @@ import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.canonical_json import check_canonical_json
+from edgehs.protocol.events import redaction_target
 from edgehs.service.messages import RoomEventFilter
 from edgehs.store.search import index_event, unindex_event
 from edgehs.types import JsonDict, StateMap
@@ -176,14 +177,6 @@ def searchable(pdu: JsonDict) -> tuple[str, str] | None:
         return None
     value = content.get(entry[1])
     return (entry[0], value) if isinstance(value, str) and value else None
-
-
-def redaction_target(pdu: JsonDict) -> str | None:
-    if pdu.get("type") != "m.room.redaction":
-        return None
-    content = pdu.get("content")
-    target = pdu.get("redacts") or (content.get("redacts") if isinstance(content, dict) else None)
-    return target if isinstance(target, str) else None
 
 
 @dataclass(frozen=True)

@@ -2,58 +2,33 @@
 
 https://spec.matrix.org/v1.19/client-server-api/#syncing
 
-The token is ``s{stream position}_{typing serial}_{to-device position}_{presence serial}``: one
-integer orders events, account data and receipts; typing, which lives in memory, has its own small
-counter; the to-device stream (``store.to_device``) its own position, left out while it and the
-presence serial are 0 (so tokens of the older two-part form still parse, as "no to-device message
-acknowledged"); presence (in memory, ``service.presence``) its serial, left out while 0.
+The token is :class:`~edgehs.service.sync_token.SyncToken`; each room of the response is built
+by :class:`~edgehs.service.sync_rooms.RoomBuilder`, its state section by
+:mod:`edgehs.service.sync_state`.
 """
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.filters import EventFilter, SyncFilter
 from edgehs.service.notifier import Notifier
 from edgehs.service.presence import PresenceService
 from edgehs.service.push import PushService
-from edgehs.service.receipts import receipt_content
 from edgehs.service.sync_e2ee import E2eeSections, E2eeSync
+from edgehs.service.sync_rooms import STRIPPED_STATE_TYPES as STRIPPED_STATE_TYPES
+from edgehs.service.sync_rooms import RoomBuilder, SyncRequest, empty_joined
+from edgehs.service.sync_token import SyncToken as SyncToken
 from edgehs.service.typing import TypingService
 from edgehs.service.visibility import Visibility
-from edgehs.store.account_data import AccountDataStore, ReceiptRow, ReceiptStore
-from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.account_data import AccountDataStore, ReceiptStore
+from edgehs.store.events import EventStore
 from edgehs.store.rooms import MemberStore
 from edgehs.store.state import StateStore
-from edgehs.types import JsonDict, StateMap
+from edgehs.types import JsonDict
 
-STRIPPED_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
-                        "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
-
-
-@dataclass(frozen=True)
-class SyncToken:
-    position: int
-    typing: int
-    to_device: int = 0
-    presence: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> "SyncToken":
-        try:
-            parts = [int(p) for p in text.removeprefix("s").split("_")]
-            if len(parts) not in (2, 3, 4):
-                raise ValueError("a sync token has two, three or four parts")
-            return cls(*parts)
-        except ValueError as exc:
-            raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {text!r}") from exc
-
-    def __str__(self) -> str:
-        to_device = f"_{self.to_device}" if self.to_device or self.presence else ""
-        presence = f"_{self.presence}" if self.presence else ""
-        return f"s{self.position}_{self.typing}{to_device}{presence}"
+IGNORED_USERS = "m.ignored_user_list"  # https://spec.matrix.org/v1.19/client-server-api/#ignoring-users
+IGNORED_CACHE_SIZE = 10000
 
 
 @dataclass
@@ -83,6 +58,11 @@ class SyncResult:
         }
 
 
+def _ignored_users(content: JsonDict | None) -> frozenset[str]:
+    users = content.get("ignored_users") if isinstance(content, dict) else None
+    return frozenset(users) if isinstance(users, dict) else frozenset()
+
+
 class SyncService:
     def __init__(
         self, events: EventStore, state: StateStore, members: MemberStore,
@@ -97,12 +77,24 @@ class SyncService:
         self.typing = typing
         self.formatter = formatter
         self.notifier = notifier
+        self.rooms = RoomBuilder(events, state, members, typing, formatter)
+        self._ignored: dict[str, frozenset[str]] = {}  # user -> ignored users (_ignored_now)
+        self._ignored_generation = 0  # counts the changes seen
         self.e2ee: E2eeSync | None = None  # set by the wiring
         self.push: PushService | None = None  # unread counts, m.push_rules (set by the wiring)
         self.presence: PresenceService | None = None  # m.presence events (set by the wiring)
-        self.visibility: Visibility | None = None  # history visibility (set by the wiring)
 
-    def _now(self) -> SyncToken:
+    @property
+    def visibility(self) -> Visibility | None:
+        """History visibility (set by the wiring)."""
+        return self.rooms.visibility
+
+    @visibility.setter
+    def visibility(self, value: Visibility | None) -> None:
+        self.rooms.visibility = value
+
+    def now(self) -> SyncToken:
+        """The token of the current position of every stream."""
         n = self.notifier
         presence = self.presence.serial if self.presence is not None else 0
         return SyncToken(n.position, n.typing_serial, n.to_device_position, presence)
@@ -123,70 +115,103 @@ class SyncService:
                     flt: SyncFilter, timeout_ms: int, full_state: bool,
                     presence_filter: EventFilter | None) -> JsonDict:
         deadline = time.monotonic() + timeout_ms / 1000
-        if since is not None and since.presence > self._now().presence:
+        if since is not None and since.presence > self.now().presence:
             since = replace(since, presence=-1)  # from before a restart: send all presence
         if since is not None and since.typing > self.notifier.typing_serial:
             # A token from before a restart: typing (in memory) counts from zero again, so
             # treat every room's typing state as changed once.
             since = replace(since, typing=-1)
+        if since is None:
+            self.rooms.lazy.reset(user_id, device_id)  # a new sync sequence starts from nothing
         while True:
-            now = self._now()
-            result = await self._sync_once(user_id, device_id, since, now, flt, full_state)
+            now = self.now()
+            req = SyncRequest(user_id, device_id, since, now, flt)
+            result = await self._sync_once(req, full_state)
             if self.presence is not None:
                 result.presence = await self.presence.sync_events(
-                    user_id, since.presence if since is not None else None, presence_filter
+                    user_id, since.presence if since is not None else None, presence_filter,
+                    also=req.new_co_members,
                 )
             remaining = deadline - time.monotonic()
             if since is None or not result.is_empty() or remaining <= 0:
                 return result.to_json()
-            if now != self._now():
+            if now != self.now():
                 continue  # something happened while we were computing
             if not await self.notifier.wait(remaining):
                 return result.to_json()
             # Re-compute against the same `since`, so nothing between is skipped.
 
-    async def _sync_once(self, user_id: str, device_id: str | None, since: SyncToken | None,
-                         now: SyncToken, flt: SyncFilter, full_state: bool) -> SyncResult:
+    async def ignored(self, user_id: str) -> frozenset[str]:
+        """The users ``user_id`` ignores, read from the database (and remembered unless a
+        change was seen meanwhile). https://spec.matrix.org/v1.19/client-server-api/#ignoring-users"""
+        generation = self._ignored_generation
+        ignored = _ignored_users(await self.account_data.get(user_id, "", IGNORED_USERS))
+        if generation == self._ignored_generation:
+            if len(self._ignored) > IGNORED_CACHE_SIZE:
+                self._ignored.clear()
+            self._ignored[user_id] = ignored
+        return ignored
+
+    async def _ignored_now(self, user_id: str, changed: dict[str, JsonDict]) -> frozenset[str]:
+        """The ignored users for one /sync, mostly without a query of its own. A list changed
+        since ``since`` is among the account data the sync reads anyway (``changed``, global):
+        it is used, and what was remembered is dropped (a load that raced with the change is
+        not kept either). Every change is seen so by the first sync from a token older than
+        it, which all later tokens descend from."""
+        if IGNORED_USERS in changed:
+            self._ignored_generation += 1
+            self._ignored.pop(user_id, None)
+            return _ignored_users(changed[IGNORED_USERS])
+        cached = self._ignored.get(user_id)
+        return cached if cached is not None else await self.ignored(user_id)
+
+    async def _sync_once(self, req: SyncRequest, full_state: bool) -> SyncResult:
+        since, now, flt, user_id = req.since, req.now, req.flt, req.user_id
         result = SyncResult(next_batch=str(now))
         after = since.position if since else 0
         memberships = await self.members.get_rooms_for_user(
             user_id, ("join", "invite", "knock", "leave", "ban")
         )
+        changed = await self.account_data.get_changed(user_id, after)
+        req.ignored = await self._ignored_now(user_id, changed.get("", {}))
         joined = [r for r, m in memberships.items() if m[0] == "join" and flt.room_allowed(r)]
-        # One query each for the rooms with new events and the receipts of every joined room,
-        # so that a wake-up only looks further at the rooms where something happened.
+        # One query each for the rooms with new events (and whether a member event is among
+        # them) and the receipts of every joined room, so that a wake-up only looks further
+        # at the rooms where something happened.
         receipts = await self.receipts.get_changed(joined, after)
-        active = None
-        if since is not None and not full_state:
-            active = await self.events.rooms_with_events_after(joined, after)
+        active: dict[str, bool] = {}
+        if since is not None:
+            active = await self.events.room_changes_after(joined, after)
         for room_id, (membership, event_id, pos) in memberships.items():
             if not flt.room_allowed(room_id) or pos > now.position:
                 continue
             if membership == "join":
-                newly = since is None or pos > after or full_state
-                if not newly and active is not None and since is not None and not (
+                newly_joined = since is not None and pos > after
+                if since is not None and not newly_joined and not full_state and not (
                     room_id in active or room_id in receipts
                     or self.typing.changed_since(room_id, since.typing)
                 ):
                     continue
-                room = await self._joined_room(user_id, device_id, room_id, since, now, flt,
-                                               None if newly else after,
-                                               receipts.get(room_id, []))
+                fresh = since is None or newly_joined or full_state
+                room = await self.rooms.joined(
+                    req, room_id, after=None if fresh else after, newly_joined=newly_joined,
+                    receipts=receipts.get(room_id, []), members_changed=active.get(room_id, False))
                 if room is not None:
                     result.rooms["join"][room_id] = room
-            elif membership == "invite" and (since is None or pos > after):
-                result.rooms["invite"][room_id] = await self._invited_room(event_id)
-            elif membership == "knock" and (since is None or pos > after):
+            elif membership in ("invite", "knock") and (since is None or pos > after):
                 # https://spec.matrix.org/v1.19/client-server-api/#knocking-on-rooms
-                result.rooms["knock"][room_id] = {
-                    "knock_state": (await self._invited_room(event_id))["invite_state"]}
+                invited = await self.rooms.invited(event_id, req.ignored if membership == "invite"
+                                                   else frozenset())
+                if invited is None:
+                    continue
+                if membership == "invite":
+                    result.rooms["invite"][room_id] = invited
+                else:
+                    result.rooms["knock"][room_id] = {"knock_state": invited["invite_state"]}
             elif membership in ("leave", "ban") and (
                 (since is not None and pos > after) or (since is None and flt.include_leave)
             ):
-                room = await self._left_room(user_id, room_id, pos, flt, since)
-                if room is not None:
-                    result.rooms["leave"][room_id] = room
-        changed = await self.account_data.get_changed(user_id, after)
+                result.rooms["leave"][room_id] = await self.rooms.left(req, room_id, pos)
         result.account_data = [
             {"type": t, "content": c} for t, c in changed.get("", {}).items()
             if flt.account_data_allowed(t)
@@ -195,7 +220,7 @@ class SyncService:
             room = result.rooms["join"].get(room_id)
             if room_id and memberships.get(room_id, ("",))[0] == "join":
                 if room is None:
-                    room = result.rooms["join"][room_id] = self._empty_joined()
+                    room = result.rooms["join"][room_id] = empty_joined()
                 room["account_data"]["events"] = [
                     {"type": t, "content": c} for t, c in items.items()
                 ]
@@ -205,142 +230,9 @@ class SyncService:
                                         flt.unread_thread_notifications)
         if self.e2ee is not None:
             result.e2ee = await self.e2ee.sections(
-                user_id, device_id, since_to_device=since.to_device if since else None,
+                user_id, req.device_id, since_to_device=since.to_device if since else None,
                 now_to_device=now.to_device, since_position=since.position if since else None,
                 now_position=now.position,
             )
             result.next_batch = str(replace(now, to_device=result.e2ee.to_device_position))
         return result
-
-    @staticmethod
-    def _empty_joined() -> JsonDict:
-        return {
-            "timeline": {"events": [], "limited": False},
-            "state": {"events": []},
-            "ephemeral": {"events": []},
-            "account_data": {"events": []},
-            "unread_notifications": {"notification_count": 0, "highlight_count": 0},
-            "summary": {},
-        }
-
-    async def _joined_room(
-        self, user_id: str, device_id: str | None, room_id: str, since: SyncToken | None,
-        now: SyncToken, flt: SyncFilter, after: int | None, receipts: list[ReceiptRow],
-    ) -> JsonDict | None:
-        """``after`` None: the room is new to this sync (initial, just joined or full_state)."""
-        limit = flt.timeline_limit
-        timeline = await self._timeline(
-            user_id, room_id, after=after, before=now.position, limit=limit + 1,
-            types=flt.timeline_types, not_types=flt.timeline_not_types,
-            senders=flt.timeline_senders,
-        )
-        limited = len(timeline) > limit
-        timeline = list(reversed(timeline[:limit]))
-        ephemeral = self._ephemeral(user_id, room_id, since, after, receipts)
-        if after is not None and not timeline and not ephemeral:
-            return None
-        room = self._empty_joined()
-        room["timeline"]["limited"] = limited
-        if timeline:
-            room["timeline"]["prev_batch"] = str(
-                SyncToken(timeline[0].stream_ordering - 1, now.typing)
-            )
-        else:
-            room["timeline"]["prev_batch"] = str(now)
-        room["timeline"]["events"] = await self.formatter.format(
-            timeline, user_id, device_id, with_room_id=False
-        )
-        if after is None or limited:
-            state = await self._state_before_timeline(room_id, timeline, now.position)
-            if after is not None:
-                previous = await self._state_at(room_id, after)
-                state = {k: v for k, v in state.items() if previous.get(k) != v}
-            state = flt.filter_state(state, {e.pdu["sender"] for e in timeline}, user_id)
-            state_events = (await self.events.get_events(state.values())).values()
-            room["state"]["events"] = await self.formatter.format(
-                state_events, user_id, with_room_id=False
-            )
-        room["ephemeral"]["events"] = ephemeral
-        return room
-
-    async def _timeline(self, user_id: str, room_id: str, *, after: int | None, before: int,
-                        limit: int, types: Sequence[str] | None = None,
-                        not_types: Sequence[str] | None = None,
-                        senders: Sequence[str] | None = None) -> list[StoredEvent]:
-        """The newest ``limit`` timeline events the user may see, newest first."""
-        if self.visibility is not None:
-            return await self.visibility.timeline(
-                room_id, user_id, after=after, before=before, limit=limit, types=types,
-                not_types=not_types, senders=senders)
-        return await self.events.get_room_events(
-            room_id, after=after, before=before, limit=limit, backwards=True, types=types,
-            not_types=not_types, senders=senders)
-
-    async def _state_before_timeline(
-        self, room_id: str, timeline: list[StoredEvent], position: int
-    ) -> StateMap:
-        if timeline:
-            return await self.state.get_state_before(timeline[0].event_id) or {}
-        return await self._state_at(room_id, position)
-
-    async def _state_at(self, room_id: str, position: int) -> StateMap:
-        last = await self.events.get_room_events(room_id, before=position, limit=1,
-                                                 backwards=True)
-        if not last:
-            return {}
-        return await self.state.get_state_after(last[0].event_id) or {}
-
-    def _ephemeral(self, user_id: str, room_id: str, since: SyncToken | None,
-                   after: int | None, receipts: list[ReceiptRow]) -> list[JsonDict]:
-        out: list[JsonDict] = []
-        typing_changed = since is None or after is None or self.typing.changed_since(
-            room_id, since.typing
-        )
-        users = self.typing.typing_users(room_id)
-        if typing_changed and (users or since is not None):
-            out.append({"type": "m.typing", "content": {"user_ids": users}})
-        if receipts:
-            content = receipt_content(user_id, receipts)
-            if content:
-                out.append({"type": "m.receipt", "content": content})
-        return out
-
-    async def _invited_room(self, invite_event_id: str) -> JsonDict:
-        """Stripped state before the user's invite (or knock) event, and that event."""
-        invite = await self.events.get_event(invite_event_id)
-        assert invite is not None
-        state = await self.state.get_state_before(invite_event_id) or {}
-        ids = [state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in state]
-        events = [*list((await self.events.get_events(ids)).values()), invite]
-        stripped = [
-            {k: e.pdu[k] for k in ("type", "state_key", "content", "sender")} for e in events
-        ]
-        return {"invite_state": {"events": stripped}}
-
-    async def _left_room(self, user_id: str, room_id: str, leave_pos: int, flt: SyncFilter,
-                         since: SyncToken | None) -> JsonDict | None:
-        after = since.position if since else None
-        timeline = await self._timeline(
-            user_id, room_id, after=after, before=leave_pos, limit=flt.timeline_limit + 1
-        )
-        limited = len(timeline) > flt.timeline_limit
-        timeline = list(reversed(timeline[: flt.timeline_limit]))
-        state = await self._state_before_timeline(room_id, timeline, leave_pos)
-        if after is not None:
-            previous = await self._state_at(room_id, after)
-            state = {k: v for k, v in state.items() if previous.get(k) != v}
-        state_events = (await self.events.get_events(state.values())).values()
-        prev_batch = str(SyncToken(timeline[0].stream_ordering - 1, 0)) if timeline else None
-        room: JsonDict = {
-            "timeline": {
-                "events": await self.formatter.format(timeline, user_id, with_room_id=False),
-                "limited": limited,
-            },
-            "state": {"events": await self.formatter.format(state_events, user_id,
-                                                            with_room_id=False)},
-            "account_data": {"events": []},
-        }
-        if prev_batch:
-            room["timeline"]["prev_batch"] = prev_batch
-        return room
-

@@ -139,6 +139,7 @@ class UpgradeService:
         # 6. restrict the old room (best effort: the user may lack the power to change it)
         await self._restrict_old_room(room_id, user_id, power,
                                       state.get(("m.room.canonical_alias", "")))
+        await self.rooms.newly_joined(new_room, user_id)  # joined through the creation
         return new_room
 
     def _new_power_levels(self, power: JsonDict | None, user_id: str, create: JsonDict,

@@ -12,6 +12,7 @@ import nacl.exceptions
 import nacl.pwhash
 
 from edgehs.errors import Codes, MatrixError
+from edgehs.service.device_management import DeviceService
 from edgehs.store.users import TokenInfo, UserStore
 
 LOCALPART_RE = re.compile(r"[a-z0-9._=\-/+]+")
@@ -45,9 +46,10 @@ def new_device_id() -> str:
 
 
 class UserService:
-    def __init__(self, server_name: str, users: UserStore) -> None:
+    def __init__(self, server_name: str, users: UserStore, devices: DeviceService) -> None:
         self.server_name = server_name
         self.users = users
+        self.devices = devices
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -76,10 +78,11 @@ class UserService:
 
     async def register(
         self, localpart: str | None, password: str | None, *, admin: bool = False,
-        appservice_id: str | None = None, historical: bool = False,
+        appservice_id: str | None = None, historical: bool = False, is_guest: bool = False,
     ) -> str:
         """Create the account; returns the user id. M_USER_IN_USE if taken. ``historical``
-        allows the historical grammar (application services' users)."""
+        allows the historical grammar (application services' users); ``is_guest`` makes a
+        guest account (https://spec.matrix.org/v1.19/client-server-api/#guest-access)."""
         if localpart is None:
             localpart = await self._free_numeric_localpart()
         localpart = self.validate_localpart(localpart, historical=historical)
@@ -90,7 +93,8 @@ class UserService:
                 None, hash_password, password
             )
         created = await self.users.create_user(
-            user_id, pw_hash, admin, int(time.time() * 1000), localpart, appservice_id
+            user_id, pw_hash, admin, int(time.time() * 1000), localpart, appservice_id,
+            is_guest,
         )
         if not created:
             raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
@@ -123,9 +127,7 @@ class UserService:
         the client's address, listed as the device's ``last_seen_ip``."""
         device_id = device_id or new_device_id()
         token = new_token()
-        await self.users.add_device_and_token(
-            user_id, device_id, display_name, token, int(time.time() * 1000), room_id, ip
-        )
+        await self.devices.add(user_id, device_id, display_name, token, room_id, ip)
         return token, device_id
 
     async def validate_token(self, token: str) -> TokenInfo:
@@ -137,6 +139,16 @@ class UserService:
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired",
                               soft_logout=True)
         return info
+
+    async def upgrade_guest(self, user_id: str, password: str | None) -> None:
+        """Make the guest ``user_id`` a full account with ``password``.
+        https://spec.matrix.org/v1.19/client-server-api/#guest-access"""
+        pw_hash = None
+        if password is not None:
+            pw_hash = await asyncio.get_running_loop().run_in_executor(
+                None, hash_password, password)
+        if not await self.users.upgrade_guest(user_id, pw_hash):
+            raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
 
     async def set_password(self, user_id: str, password: str) -> None:
         pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)

@@ -180,11 +180,41 @@ class Visibility:
                   if not (known[e.room_id].joined and not known[e.room_id].restrictive)]
         if not judged:
             return events
-        groups = await self.store.event_groups([e.event_id for e in judged])
+        hidden: set[str] = set()
+        for ev, hvs, mems in await self._event_facts(user_id, judged):
+            joined_after = known[ev.room_id].joined_after(ev.stream_ordering)
+            if not any(allowed(h, m, joined_after) for h in hvs for m in mems):
+                hidden.add(ev.event_id)
+        return [e for e in events if e.event_id not in hidden]
+
+    async def seen_before(self, user_id: str, events: list[StoredEvent], position: int
+                          ) -> set[str]:
+        """The ids of the ``events`` the user could see as a member by stream ``position``
+        (an erasure: https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate).
+        Rules 2-5 above, with "joined after the event" limited to joins before ``position``;
+        world_readable counts as shared, since reading a public room is not having been in it."""
+        changes = {room_id: await self.store.room_timeline_facts(room_id, user_id)
+                   for room_id in {e.room_id for e in events}}
+        seen: set[str] = set()
+        for ev, hvs, mems in await self._event_facts(user_id, events):
+            joined_between = any(
+                t != HV_TYPE and v == "join" and ev.stream_ordering < pos < position
+                for pos, t, v in changes[ev.room_id])
+            if any(allowed("shared" if h == "world_readable" else h, m, joined_between)
+                   for h in hvs for m in mems):
+                seen.add(ev.event_id)
+        return seen
+
+    async def _event_facts(self, user_id: str, events: list[StoredEvent]
+                           ) -> list[tuple[StoredEvent, list[str | None], list[str | None]]]:
+        """Each event with the history_visibility values and the user's memberships it is
+        judged by: those of the state before it, and after it for a history_visibility event
+        and the user's own member event."""
+        groups = await self.store.event_groups([e.event_id for e in events])
         wanted = {g for pair in groups.values() for g in pair if g is not None}
         group_facts = await self._group_facts(wanted, user_id)
-        hidden: set[str] = set()
-        for ev in judged:
+        out = []
+        for ev in events:
             before, after = groups.get(ev.event_id, (None, None))
             hv_b, mem_b = group_facts.get(before, (None, None)) if before is not None else (
                 None, None)
@@ -195,10 +225,8 @@ class Visibility:
                     hvs.append(hv_a)
                 elif ev.pdu["type"] == "m.room.member" and ev.pdu["state_key"] == user_id:
                     mems.append(mem_a)
-            joined_after = known[ev.room_id].joined_after(ev.stream_ordering)
-            if not any(allowed(h, m, joined_after) for h in hvs for m in mems):
-                hidden.add(ev.event_id)
-        return [e for e in events if e.event_id not in hidden]
+            out.append((ev, hvs, mems))
+        return out
 
     async def _group_facts(self, groups: set[int], user_id: str
                            ) -> dict[int, tuple[str | None, str | None]]:
@@ -222,9 +250,14 @@ class Visibility:
     async def timeline(self, room_id: str, user_id: str, *, after: int | None, before: int,
                        limit: int, types: Sequence[str] | None = None,
                        not_types: Sequence[str] | None = None,
-                       senders: Sequence[str] | None = None) -> list[StoredEvent]:
+                       senders: Sequence[str] | None = None,
+                       with_current_state: bool = False) -> list[StoredEvent]:
         """Up to ``limit`` visible events with after < stream_ordering <= before, newest
-        first (the /sync timeline query, with history visibility applied)."""
+        first (the /sync timeline query, with history visibility applied). With
+        ``with_current_state`` the room's current state events of that span are included
+        even where history is hidden from the user (a member who left and came back sees
+        who joined meanwhile), as Synapse does for /sync; this costs one more query only
+        when the span is not all visible."""
         facts = await self.facts(room_id, user_id)
         cache = {room_id: facts}
         found: list[StoredEvent] = []
@@ -242,4 +275,15 @@ class Visibility:
                 upper = batch[-1].stream_ordering - 1
             if len(found) >= limit:
                 break
-        return found[:limit]
+        found = found[:limit]
+        if with_current_state and facts.restrictive:
+            lower = after if after is not None else -1
+            if len(found) >= limit:
+                lower = max(lower, found[-1].stream_ordering - 1)
+            if not any(lo <= lower and hi >= before for lo, hi in facts.ranges()):
+                have = {e.event_id for e in found}
+                extra = [e for e in await self.events.current_state_between(
+                    room_id, lower, before, types=types, not_types=not_types, senders=senders)
+                    if e.event_id not in have]
+                found = sorted([*found, *extra], key=lambda e: -e.stream_ordering)[:limit]
+        return found

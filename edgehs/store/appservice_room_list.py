@@ -1,4 +1,4 @@
-"""The application services' published room directories (migration 0016)."""
+"""The application services' published room directories (migration 0019)."""
 
 import aiosqlite
 

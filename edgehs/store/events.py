@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from edgehs.protocol.canonical_json import encode_canonical_json
+from edgehs.protocol.events import redaction_target
 from edgehs.store.db import Database, Row
 from edgehs.types import JsonDict
 
@@ -37,8 +38,8 @@ class StoredEvent:
 # Columns every event query selects, and whether a redaction applies to the row.
 SELECT_EVENT = """
 SELECT e.stream_ordering, e.event_id, e.room_id, e.json, e.txn_id, e.device_id,
-       (SELECT r.event_id FROM redactions r JOIN events re ON re.event_id = r.event_id
-         WHERE r.redacts = e.event_id AND re.rejected_reason IS NULL LIMIT 1) AS redacted_by
+       (SELECT r.event_id FROM applied_redactions r WHERE r.redacts = e.event_id LIMIT 1)
+         AS redacted_by
 FROM events e
 """
 
@@ -151,6 +152,24 @@ class EventStore:
         )
         return [_row_to_event(r) for r in rows]
 
+    async def current_state_between(
+        self, room_id: str, after: int, before: int, *, types: Sequence[str] | None = None,
+        not_types: Sequence[str] | None = None, senders: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        """The room's current state events with after < stream_ordering <= before, newest
+        first."""
+        where = ["cs.room_id = ?", "e.stream_ordering > ?", "e.stream_ordering <= ?"]
+        params: list[Any] = [room_id, after, before]
+        for column, values, op in (("type", types, "IN"), ("type", not_types, "NOT IN"),
+                                   ("sender", senders, "IN")):
+            if values is not None:
+                where.append(f"e.{column} {op} ({','.join('?' * len(values))})")
+                params.extend(values)
+        rows = await self.db.fetchall(
+            SELECT_EVENT + "JOIN current_state cs ON cs.event_id = e.event_id "
+            f"WHERE {' AND '.join(where)} ORDER BY e.stream_ordering DESC", params)
+        return [_row_to_event(r) for r in rows]
+
     async def rooms_with_events_after(self, room_ids: Sequence[str], after: int) -> set[str]:
         if not room_ids:
             return set()
@@ -160,6 +179,26 @@ class EventStore:
             [after, *room_ids],
         )
         return {r[0] for r in rows}
+
+    async def room_changes_after(self, room_ids: Sequence[str], after: int) -> dict[str, bool]:
+        """The rooms among ``room_ids`` with events after ``after``, each with whether one of
+        them is a member event (one query, as :meth:`rooms_with_events_after`)."""
+        if not room_ids:
+            return {}
+        rows = await self.db.fetchall(
+            "SELECT room_id, MAX(type = 'm.room.member') FROM events WHERE stream_ordering > ? "
+            f"AND room_id IN ({','.join('?' * len(room_ids))}) GROUP BY room_id",
+            [after, *room_ids],
+        )
+        return {r[0]: bool(r[1]) for r in rows}
+
+    async def joined_between(self, room_id: str, user_id: str, after: int, upto: int) -> bool:
+        """Whether the user's membership became "join" at a position in (after, upto]."""
+        return await self.db.fetchval(
+            "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member' AND state_key = ? "
+            "AND stream_ordering > ? AND stream_ordering <= ? AND outlier = 0 "
+            "AND rejected_reason IS NULL AND json_extract(json, '$.content.membership') = 'join' "
+            "LIMIT 1", (room_id, user_id, after, upto)) is not None
 
     async def with_children(self, event_ids: Sequence[str], rel_types: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` have child events of one of ``rel_types`` (one query)."""
@@ -213,8 +252,12 @@ async def insert_event(
     rejected_reason: str | None = None,
     txn_id: str | None = None,
     device_id: str | None = None,
+    redaction_by_power: bool = False,
 ) -> None:
-    """Insert the event, its DAG edges, its relation and redaction rows."""
+    """Insert the event, its DAG edges, its relation and redaction rows.
+
+    ``redaction_by_power``: for an ``m.room.redaction``, whether its sender had the room's
+    ``redact`` level (migration 0015 says when a redaction applies)."""
     event_id = pdu["event_id"]
     body = {k: v for k, v in pdu.items() if k != "event_id"}
     try:
@@ -247,11 +290,11 @@ async def insert_event(
             "INSERT OR IGNORE INTO event_relations VALUES (?, ?, ?, ?, ?)",
             (event_id, relates["event_id"], relates["rel_type"], room_id, pdu["type"]),
         )
-    if pdu["type"] == "m.room.redaction":
-        redacts = pdu.get("redacts") or (content or {}).get("redacts")
-        if isinstance(redacts, str):
-            await conn.execute("INSERT OR IGNORE INTO redactions VALUES (?, ?)",
-                               (event_id, redacts))
+    redacts = redaction_target(pdu)
+    if redacts is not None:
+        await conn.execute(
+            "INSERT OR IGNORE INTO redactions (event_id, redacts, by_power) VALUES (?, ?, ?)",
+            (event_id, redacts, int(redaction_by_power)))
 
 
 async def set_forward_extremities(

@@ -1,6 +1,8 @@
 """Rooms, aliases and the room directory."""
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiosqlite
 
@@ -84,6 +86,33 @@ async def set_room_visibility(conn: aiosqlite.Connection, room_id: str, public: 
     await conn.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", (int(public), room_id))
 
 
+@dataclass(frozen=True)
+class RoomMemberSummary:
+    joined: int
+    invited: int
+    heroes: list[str]  # up to 5 other members, in the order they became members
+    named: bool  # a non-empty m.room.name or m.room.canonical_alias is set
+
+
+# One statement for the /sync room summary: the join and invite counts, up to ``limit`` other
+# members (joined and invited ones first, then those who left or were banned, each in the stream
+# order of their last membership change) and the room's name and canonical alias events.
+SUMMARY = """
+SELECT 'count', membership, COUNT(*), NULL FROM room_memberships
+WHERE room_id = ?1 AND membership IN ('join', 'invite') GROUP BY membership
+UNION ALL
+SELECT * FROM (
+    SELECT 'hero', membership, stream_ordering, user_id FROM room_memberships
+    WHERE room_id = ?1 AND user_id != ?2 AND membership IN ('join', 'invite', 'leave', 'ban')
+    ORDER BY membership NOT IN ('join', 'invite'), stream_ordering, user_id LIMIT ?3
+)
+UNION ALL
+SELECT 'name', cs.type, NULL, e.json FROM current_state cs JOIN events e ON e.event_id = cs.event_id
+WHERE cs.room_id = ?1 AND cs.type IN ('m.room.name', 'm.room.canonical_alias')
+  AND cs.state_key = ''
+"""
+
+
 class MemberStore:
     """Who is in which room, from the membership index kept beside current_state."""
 
@@ -139,7 +168,8 @@ class MemberStore:
     async def get_rooms_for_user(
         self, user_id: str, memberships: Sequence[str] = ("join",)
     ) -> dict[str, tuple[str, str, int]]:
-        """room_id -> (membership, event_id, stream_ordering), forgotten rooms left out."""
+        """room_id -> (membership, event_id, stream_ordering), forgotten rooms left out. The
+        position is that of the event which last changed the membership (store.state)."""
         rows = await self.db.fetchall(
             "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships "
             f"WHERE user_id = ? AND forgotten = 0 AND membership IN "
@@ -162,6 +192,26 @@ class MemberStore:
             "SELECT COUNT(*) FROM room_memberships WHERE room_id = ? AND membership = ?",
             (room_id, membership),
         ))
+
+    async def summary(self, room_id: str, user_id: str, limit: int = 5) -> RoomMemberSummary:
+        """The /sync room summary's member counts and heroes (one statement)."""
+        counts: dict[str, int] = {}
+        others: list[tuple[bool, int, str, str]] = []
+        named = False
+        for kind, a, b, c in await self.db.fetchall(SUMMARY, (room_id, user_id, limit)):
+            if kind == "count":
+                counts[str(a)] = int(b)
+            elif kind == "hero":
+                others.append((a not in ("join", "invite"), int(b), str(c), str(a)))
+            else:
+                content = json.loads(c).get("content")
+                key = "name" if a == "m.room.name" else "alias"
+                named = named or (isinstance(content, dict) and bool(content.get(key)))
+        others.sort()
+        # Joined and invited members when there are any, else those who left or were banned.
+        current = [o[2] for o in others if o[3] in ("join", "invite")]
+        heroes = current if current else [o[2] for o in others]
+        return RoomMemberSummary(counts.get("join", 0), counts.get("invite", 0), heroes, named)
 
     async def forget(self, room_id: str, user_id: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:

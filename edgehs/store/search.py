@@ -49,7 +49,7 @@ CROSS JOIN events e ON e.stream_ordering = s.rowid
 CROSS JOIN allowed a ON a.room_id = e.room_id AND e.stream_ordering <= a.upto
 WHERE event_search MATCH ?
   AND e.rejected_reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM redactions r WHERE r.redacts = e.event_id)
+  AND NOT EXISTS (SELECT 1 FROM applied_redactions r WHERE r.redacts = e.event_id)
 """
 
 
@@ -107,7 +107,9 @@ async def index_event(conn: aiosqlite.Connection, stream_ordering: int, key: str
 
 
 async def unindex_event(conn: aiosqlite.Connection, event_id: str) -> None:
-    """Drop the row of a redacted event (a no-op when it had none)."""
+    """Drop the row of a redacted event (a no-op when it had none, or when no redaction of it
+    applies: see migration 0015)."""
     await conn.execute(
         "DELETE FROM event_search WHERE rowid = "
-        "(SELECT stream_ordering FROM events WHERE event_id = ?)", (event_id,))
+        "(SELECT stream_ordering FROM events WHERE event_id = ?) "
+        "AND EXISTS (SELECT 1 FROM applied_redactions WHERE redacts = ?)", (event_id, event_id))

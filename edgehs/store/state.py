@@ -131,7 +131,11 @@ class StateStore:
         stream_ordering: int,
     ) -> None:
         """Replace the room's current state by ``new`` (given the ``old`` one) and update the
-        membership index; ``memberships`` maps member event ids to (user_id, membership)."""
+        membership index; ``memberships`` maps member event ids to (user_id, membership).
+
+        The index's ``stream_ordering`` is where the membership last *changed*: a member
+        event that keeps it (a new display name or avatar) updates ``event_id`` only, so
+        that /sync does not take a profile change for a new join (nor a new leave)."""
         removed = [(room_id, t, s) for (t, s) in old if (t, s) not in new]
         changed = [(room_id, t, s, e) for (t, s), e in new.items() if old.get((t, s)) != e]
         await conn.executemany(
@@ -146,7 +150,9 @@ class StateStore:
                 "INSERT INTO room_memberships (room_id, user_id, membership, event_id, "
                 "stream_ordering, forgotten) VALUES (?, ?, ?, ?, ?, 0) "
                 "ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, "
-                "event_id = excluded.event_id, stream_ordering = excluded.stream_ordering, "
+                "event_id = excluded.event_id, stream_ordering = CASE WHEN "
+                "room_memberships.membership = excluded.membership "
+                "THEN room_memberships.stream_ordering ELSE excluded.stream_ordering END, "
                 "forgotten = 0",
                 (room_id, user_id, membership, e, stream_ordering),
             )

@@ -21,7 +21,7 @@ JOIN events root ON root.event_id = r.relates_to_id AND root.room_id = r.room_id
 WHERE r.room_id = ? AND r.rel_type = 'm.thread'
   AND e.rejected_reason IS NULL AND e.stream_ordering <= ?
   AND root.rejected_reason IS NULL AND root.stream_ordering <= ?
-  AND NOT EXISTS (SELECT 1 FROM redactions d WHERE d.redacts = e.event_id)
+  AND NOT EXISTS (SELECT 1 FROM applied_redactions d WHERE d.redacts = e.event_id)
 GROUP BY r.relates_to_id
 HAVING latest < ? {participated}
 ORDER BY latest DESC

@@ -18,7 +18,8 @@ class DirectoryEntry:
 
 
 # Users joined to a room the searcher is joined to, or to a room with a public join rule or
-# world_readable history visibility (the minimum the spec asks for; Synapse's default).
+# world_readable history visibility (the minimum the spec asks for; Synapse's default). Sharing
+# a private room with yourself does not count.
 # A local user's profile is their global one (users row); a remote user's comes from one of
 # their member events. Deactivated local users are left out.
 VISIBLE_USERS = """
@@ -44,6 +45,8 @@ SELECT user_id, MAX(name), MAX(avatar) FROM (
     JOIN events me ON me.event_id = m.event_id
     LEFT JOIN users u ON u.user_id = m.user_id
     WHERE m.membership = 'join' AND COALESCE(u.deactivated, 0) = 0
+      -- the searcher finds themself only through an open room, as others would
+      AND (m.user_id != ?2 OR m.room_id IN (SELECT room_id FROM open_rooms))
 )
 -- The optional pre-filter: an ASCII search word the user id or display name must contain
 -- (LIKE is case-insensitive for ASCII); the exact prefix matching happens in the service.

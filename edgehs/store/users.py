@@ -1,5 +1,6 @@
 """Accounts, devices and access tokens."""
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -13,6 +14,7 @@ class TokenInfo:
     device_id: str | None
     room_id: str | None  # a device token limited to one room
     valid_until_ms: int | None
+    is_guest: bool = False  # a guest account (POST /register?kind=guest)
 
 
 class UserStore:
@@ -20,6 +22,10 @@ class UserStore:
         self.db = db
         # token -> TokenInfo; tokens are looked up on every request.
         self._tokens: dict[str, TokenInfo] = {}
+        # user -> position of its erasure; every event served to a client asks, erasures are
+        # rare: the whole (small) table, loaded once, plus those noted since start.
+        self._erased: dict[str, int] | None = None
+        self._noted_erased: dict[str, int] = {}
 
     async def get_user(self, user_id: str) -> dict[str, object] | None:
         row = await self.db.fetchone("SELECT * FROM users WHERE user_id = ?", (user_id,))
@@ -39,17 +45,41 @@ class UserStore:
 
     async def create_user(
         self, user_id: str, password_hash: str | None, admin: bool, ts: int,
-        displayname: str | None, appservice_id: str | None = None,
+        displayname: str | None, appservice_id: str | None = None, is_guest: bool = False,
     ) -> bool:
         """False if the user id is taken."""
         async def run(conn: aiosqlite.Connection) -> bool:
             async with conn.execute(
                 "INSERT OR IGNORE INTO users (user_id, password_hash, admin, created_ts, "
-                "displayname, appservice_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, password_hash, int(admin), ts, displayname, appservice_id),
+                "displayname, appservice_id, is_guest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, password_hash, int(admin), ts, displayname, appservice_id,
+                 int(is_guest)),
             ) as cur:
                 return cur.rowcount == 1
         return await self.db.write(run)
+
+    async def guests_among(self, user_ids: Sequence[str]) -> set[str]:
+        """The guest accounts among ``user_ids``."""
+        if not user_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT user_id FROM users WHERE is_guest = 1 AND user_id IN "
+            f"({','.join('?' * len(user_ids))})", list(user_ids),
+        )
+        return {r[0] for r in rows}
+
+    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> bool:
+        """Turn a guest account into a full one with this password; False if ``user_id``
+        is not a guest. Its tokens are looked up again, now without the guest flag."""
+        async def run(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "UPDATE users SET is_guest = 0, password_hash = ? "
+                "WHERE user_id = ? AND is_guest = 1", (password_hash, user_id),
+            ) as cur:
+                return cur.rowcount == 1
+        upgraded = await self.db.write(run)
+        self.forget_tokens(user_id, None)
+        return upgraded
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         async def run(conn: aiosqlite.Connection) -> None:
@@ -65,13 +95,21 @@ class UserStore:
         await self.db.write(run)
 
     async def deactivate(self, user_id: str) -> None:
-        async def run(conn: aiosqlite.Connection) -> None:
-            await conn.execute("UPDATE users SET deactivated = 1, password_hash = NULL "
-                               "WHERE user_id = ?", (user_id,))
-            await conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
-            await conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
-        await self.db.write(run)
-        self._tokens = {k: v for k, v in self._tokens.items() if v.user_id != user_id}
+        await self.db.write(lambda conn: deactivate_user(conn, user_id))
+        self.forget_tokens(user_id, None)
+
+    async def erased_at(self, user_ids: Iterable[str]) -> dict[str, int]:
+        """The erased ones of ``user_ids``, with the stream position of their erasure."""
+        if self._erased is None:
+            rows = await self.db.fetchall("SELECT user_id, stream_id FROM erased_users")
+            self._erased = {str(r[0]): int(r[1]) for r in rows}
+        erased, noted = self._erased, self._noted_erased
+        return {u: erased.get(u, noted.get(u, 0)) for u in user_ids
+                if u in erased or u in noted}
+
+    def note_erased(self, user_id: str, position: int) -> None:
+        """After the commit of ``mark_erased``."""
+        self._noted_erased.setdefault(user_id, position)
 
     # --- tokens and devices ----------------------------------------------------------------
 
@@ -80,12 +118,13 @@ class UserStore:
         if info is not None:
             return info
         row = await self.db.fetchone(
-            "SELECT user_id, device_id, room_id, valid_until_ms FROM access_tokens "
-            "WHERE token = ?", (token,),
+            "SELECT t.user_id, t.device_id, t.room_id, t.valid_until_ms, u.is_guest "
+            "FROM access_tokens t LEFT JOIN users u ON u.user_id = t.user_id "
+            "WHERE t.token = ?", (token,),
         )
         if row is None:
             return None
-        info = TokenInfo(row[0], row[1], row[2], row[3])
+        info = TokenInfo(row[0], row[1], row[2], row[3], bool(row[4]))
         self._tokens[token] = info
         return info
 
@@ -93,28 +132,14 @@ class UserStore:
         self, user_id: str, device_id: str, display_name: str | None, token: str, ts: int,
         room_id: str | None = None, ip: str | None = None,
     ) -> None:
-        """Create (or reuse) the device and issue a new token for it; the login is when (and,
-        given ``ip``, where) the device was last seen."""
-        async def run(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, "
-                "last_seen_ip) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO "
-                "UPDATE SET display_name = COALESCE(excluded.display_name, display_name), "
-                "last_seen_ts = excluded.last_seen_ts, "
-                "last_seen_ip = COALESCE(excluded.last_seen_ip, last_seen_ip)",
-                (user_id, device_id, display_name, ts, ip),
-            )
-            # Logging in again with a known device id replaces that device's tokens.
-            await conn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",
-                               (user_id, device_id))
-            await conn.execute(
-                "INSERT INTO access_tokens (token, user_id, device_id, created_ts, room_id) "
-                "VALUES (?, ?, ?, ?, ?)", (token, user_id, device_id, ts, room_id),
-            )
-        await self.db.write(run)
-        self._forget_tokens(user_id, {device_id})
+        """Create (or reuse) the device and issue a new token for it (see ``put_device``)."""
+        await self.db.write(lambda conn: put_device(conn, user_id, device_id, display_name,
+                                                    token, ts, room_id, ip))
+        self.forget_tokens(user_id, {device_id})
 
-    def _forget_tokens(self, user_id: str, device_ids: set[str] | None) -> None:
+    def forget_tokens(self, user_id: str, device_ids: set[str] | None) -> None:
+        """Drop cached tokens of the devices (all of the user's when None); called after the
+        commit that deleted or replaced them."""
         self._tokens = {
             k: v for k, v in self._tokens.items()
             if not (v.user_id == user_id and (device_ids is None or v.device_id in device_ids))
@@ -122,25 +147,17 @@ class UserStore:
 
     async def delete_devices(self, user_id: str, device_ids: list[str] | None) -> None:
         """Delete the devices and their tokens (all of the user's when ``device_ids`` is None)."""
-        async def run(conn: aiosqlite.Connection) -> None:
-            if device_ids is None:
-                await conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
-                await conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
-                return
-            for d in device_ids:
-                await conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id = ?",
-                                   (user_id, d))
-                await conn.execute(
-                    "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", (user_id, d)
-                )
-        await self.db.write(run)
-        self._forget_tokens(user_id, None if device_ids is None else set(device_ids))
+        await self.db.write(lambda conn: remove_devices(conn, user_id, device_ids))
+        self.forget_tokens(user_id, None if device_ids is None else set(device_ids))
+
+    async def device_ids(self, user_id: str) -> list[str]:
+        rows = await self.db.fetchall("SELECT device_id FROM devices WHERE user_id = ?",
+                                      (user_id,))
+        return [str(r[0]) for r in rows]
 
     async def delete_other_tokens(self, user_id: str, keep_device: str | None) -> None:
         """Log out every device but ``keep_device`` (after a password change)."""
-        rows = await self.db.fetchall("SELECT device_id FROM devices WHERE user_id = ?",
-                                      (user_id,))
-        others = [r[0] for r in rows if r[0] != keep_device]
+        others = [d for d in await self.device_ids(user_id) if d != keep_device]
         await self.delete_devices(user_id, others)
 
     async def get_devices(self, user_id: str) -> list[dict[str, object]]:
@@ -180,9 +197,76 @@ class UserStore:
         return [dict(r) for r in rows]
 
     async def set_device_name(self, user_id: str, device_id: str, name: str) -> None:
-        async def run(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
-                (name, user_id, device_id),
-            )
-        await self.db.write(run)
+        await self.db.write(lambda conn: rename_device(conn, user_id, device_id, name))
+
+
+# --- writes inside a caller's transaction (with a device_list_changes row, see
+# service/device_management.py) --------------------------------------------------------------
+
+async def put_device(
+    conn: aiosqlite.Connection, user_id: str, device_id: str, display_name: str | None,
+    token: str, ts: int, room_id: str | None = None, ip: str | None = None,
+) -> bool:
+    """Create (or reuse) the device and issue a new token for it; the login is when (and,
+    given ``ip``, where) the device was last seen. True if the device is new or renamed."""
+    async with conn.execute("SELECT display_name FROM devices WHERE user_id = ? AND "
+                            "device_id = ?", (user_id, device_id)) as cur:
+        old = await cur.fetchone()
+    await conn.execute(
+        "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, "
+        "last_seen_ip) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO "
+        "UPDATE SET display_name = COALESCE(excluded.display_name, display_name), "
+        "last_seen_ts = excluded.last_seen_ts, "
+        "last_seen_ip = COALESCE(excluded.last_seen_ip, last_seen_ip)",
+        (user_id, device_id, display_name, ts, ip),
+    )
+    # Logging in again with a known device id replaces that device's tokens.
+    await conn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",
+                       (user_id, device_id))
+    await conn.execute(
+        "INSERT INTO access_tokens (token, user_id, device_id, created_ts, room_id) "
+        "VALUES (?, ?, ?, ?, ?)", (token, user_id, device_id, ts, room_id),
+    )
+    return old is None or (display_name is not None and old[0] != display_name)
+
+
+async def remove_devices(conn: aiosqlite.Connection, user_id: str,
+                         device_ids: list[str] | None) -> bool:
+    """Delete the devices and their tokens (all of the user's when ``device_ids`` is None);
+    their keys go with them (migration 0009's trigger). True if a device was deleted."""
+    if device_ids is None:
+        async with conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,)) as cur:
+            deleted = cur.rowcount
+        await conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+        return deleted > 0
+    deleted = 0
+    for d in device_ids:
+        async with conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id = ?",
+                                (user_id, d)) as cur:
+            deleted += cur.rowcount
+        await conn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",
+                           (user_id, d))
+    return deleted > 0
+
+
+async def rename_device(conn: aiosqlite.Connection, user_id: str, device_id: str,
+                          name: str) -> bool:
+    """True if the device exists and its name changed."""
+    async with conn.execute(
+        "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ? AND "
+        "display_name IS NOT ?", (name, user_id, device_id, name),
+    ) as cur:
+        return cur.rowcount > 0
+
+
+async def mark_erased(conn: aiosqlite.Connection, user_id: str, position: int) -> None:
+    await conn.execute("INSERT OR IGNORE INTO erased_users (user_id, stream_id) VALUES (?, ?)",
+                       (user_id, position))
+
+
+async def deactivate_user(conn: aiosqlite.Connection, user_id: str) -> bool:
+    """Mark the account deactivated and delete its devices and tokens; True if it had a
+    device."""
+    await conn.execute("UPDATE users SET deactivated = 1, password_hash = NULL "
+                       "WHERE user_id = ?", (user_id,))
+    return await remove_devices(conn, user_id, None)

@@ -253,3 +253,18 @@ async def test_junk_never_fails_with_500(client: TestClient, register: Any) -> N
         resp = await client.put(f"{V3}/sendToDevice/m.test/t{id(junk)}",
                                 json={"messages": junk}, headers=alice.user.auth)
         assert resp.status < 500, (junk, await resp.text())
+
+
+async def test_unstable_paths_of_before_v1_1(client: TestClient, register: Any) -> None:
+    """Clients from before v1.1 upload cross-signing keys under the unstable prefix."""
+    alice = await register("alice")
+    ident = Identity(alice)
+    unstable = "/_matrix/client/unstable/keys"
+    resp = await client.post(f"{unstable}/device_signing/upload", json=ident.upload_body(),
+                             headers=alice.auth)
+    assert resp.status == 200, await resp.text()
+    resp = await client.post(f"{V3}/keys/query", json={"device_keys": {alice.user_id: []}},
+                             headers=alice.auth)
+    assert alice.user_id in (await resp.json())["master_keys"]
+    resp = await client.post(f"{unstable}/signatures/upload", json={}, headers=alice.auth)
+    assert resp.status == 200, await resp.text()

@@ -37,8 +37,8 @@ async def page_all(client: TestClient, user: Any, room_id: str, **params: Any
     for _ in range(100):
         body = await get_messages(client, user, room_id, **params)
         events += body["chunk"]
-        if "end" not in body:
-            return events
+        if "end" not in body or (params.get("dir") == "f" and not body["chunk"]):
+            return events  # forwards, `end` stays: the live edge gives an empty chunk
         params["from"] = body["end"]
     raise AssertionError("pagination never ended")
 

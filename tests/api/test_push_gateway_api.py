@@ -104,6 +104,7 @@ async def test_full_format(client: TestClient, register: Any, create_room: Any,
         _check_body(spec, body)
     note = first["notification"]
     assert note["event_id"] == hello and note["room_id"] == room_id
+    assert note["id"] == hello  # the pre-spec name, as Synapse sends it too
     assert note["type"] == "m.room.message" and note["sender"] == alice.user_id
     assert note["content"] == {"msgtype": "m.text", "body": "hello"}
     assert note["room_name"] == "Kitchen" and note["sender_display_name"] == "alice"

@@ -6,7 +6,6 @@ https://spec.matrix.org/v1.19/client-server-api/#user-interactive-authentication
 """
 
 import re
-import time
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from support import V3, expect
 
 from edgehs.api.keys import HS_KEY
 from edgehs.service.appservice.registry import AppService, Namespace
-from edgehs.service.registration import RegistrationSessions
 
 
 async def start(client: TestClient, spec: MatrixSpec, **params: Any) -> str:
@@ -101,19 +99,6 @@ async def test_taken_name_is_refused_before_a_session_starts(client: TestClient,
 async def test_parameter_types(client: TestClient, params: dict[str, Any]) -> None:
     resp = await client.post(f"{V3}/register", json={"username": "typed", **params})
     await expect(resp, 400, "M_BAD_JSON")
-
-
-def test_sessions_expire_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions = RegistrationSessions(lifetime_s=60, max_sessions=2)
-    first = sessions.start({"username": "a"})
-    assert sessions.get(first.session_id) is first
-    assert first.params == {"username": "a"}
-    second, third = sessions.start({}), sessions.start({})
-    assert sessions.get(first.session_id) is None  # the oldest made room
-    assert sessions.get(second.session_id) is second
-    now = time.monotonic()
-    monkeypatch.setattr(time, "monotonic", lambda: now + 61)
-    assert sessions.get(third.session_id) is None
 
 
 async def test_user_name_is_lower_cased(client: TestClient) -> None:

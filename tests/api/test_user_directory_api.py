@@ -52,6 +52,15 @@ async def test_shared_and_public_rooms(client: TestClient, register: Any, create
     assert user_ids(await find(client, bob, "ali")) == [alice.user_id]
     # carol cannot see into the private room
     assert user_ids(await find(client, carol, "bob")) == []
+    # nor does sharing a private room make bob visible to himself
+    assert user_ids(await find(client, bob, "bob")) == []
+    await client.put(f"{V3}/rooms/{private}/state/m.room.join_rules/", headers=alice.auth,
+                     json={"join_rule": "public"})
+    assert user_ids(await find(client, bob, "bob")) == [bob.user_id]
+    assert user_ids(await find(client, carol, "bob")) == [bob.user_id]
+    await client.put(f"{V3}/rooms/{private}/state/m.room.join_rules/", headers=alice.auth,
+                     json={"join_rule": "invite"})
+    assert user_ids(await find(client, bob, "bob")) == []
     # dave joins a public room: everyone finds him, though they share nothing
     public = await create_room(dave, preset="public_chat")
     assert user_ids(await find(client, carol, "dave")) == [dave.user_id]

@@ -81,9 +81,18 @@ async def test_nio_delete_devices_and_device_list_changes(
     assert bob.user_id in changed.device_list.changed
     since = changed.next_batch
 
+    # The session was bound to deleting the phone: it cannot delete another device.
+    reused = await bob.delete_devices([bob.device_id], auth={
+        "type": "m.login.password", "session": challenge.session, "password": PASSWORD,
+        "identifier": {"type": "m.id.user", "user": bob.user_id}})
+    assert isinstance(reused, nio.DeleteDevicesError), reused
+    assert reused.status_code == "M_FORBIDDEN", reused
+
     # Bad input: a wrong password is another 401 challenge (nio keeps no errcode for it).
+    second = await bob.delete_devices([bob.device_id])
+    assert isinstance(second, nio.DeleteDevicesAuthResponse), second
     wrong = await bob.delete_devices([bob.device_id], auth={
-        "type": "m.login.password", "session": challenge.session, "password": "wrong",
+        "type": "m.login.password", "session": second.session, "password": "wrong",
         "identifier": {"type": "m.id.user", "user": bob.user_id}})
     assert isinstance(wrong, nio.DeleteDevicesAuthResponse), wrong
     assert wrong.transport_response is not None and wrong.transport_response.status == 401

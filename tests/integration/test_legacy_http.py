@@ -148,3 +148,40 @@ async def test_legacy_errors_keep_the_matrix_shape(http: aiohttp.ClientSession) 
     assert unknown["errcode"] == "M_NOT_FOUND"
     nothing = await call(http, "GET", f"{V1}/no/such/endpoint", 404)
     assert nothing["errcode"] == "M_UNRECOGNIZED"
+
+
+async def test_api_v1_initial_sync_then_event_stream_sees_nio(
+    http: aiohttp.ClientSession, nio_user: Callable[[str], Awaitable[nio.AsyncClient]]
+) -> None:
+    """The 2015 client loop: GET /initialSync, then long-poll GET /events from its ``end``."""
+    import asyncio
+
+    user_id, token = await legacy_device(http, "display")
+    bob = await nio_user("bob")
+    room_id = (await call(http, "POST", f"{V1}/createRoom?access_token={token}",
+                          data='{"preset":"public_chat"}', headers=CURL_FORM))["room_id"]
+    joined = await bob.join(room_id)
+    assert isinstance(joined, nio.JoinResponse), joined
+    snapshot = await call(http, "GET", f"{V1}/initialSync?limit=5&access_token={token}")
+    room = next(r for r in snapshot["rooms"] if r["room_id"] == room_id)
+    assert room["membership"] == "join"
+    assert bob.user_id in [e["state_key"] for e in room["state"] if e["type"] == "m.room.member"]
+
+    poll = asyncio.ensure_future(call(
+        http, "GET", f"{V1}/events?from={snapshot['end']}&timeout=10000&access_token={token}"))
+    await asyncio.sleep(0.2)
+    sent = await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "hi"})
+    assert isinstance(sent, nio.RoomSendResponse), sent
+    token_now, messages = snapshot["end"], []
+    body = await asyncio.wait_for(poll, 15)
+    for _ in range(5):
+        messages += [e for e in body["chunk"] if e.get("type") == "m.room.message"]
+        if messages:
+            break
+        token_now = body["end"]
+        body = await call(http, "GET",
+                          f"{V1}/events?from={token_now}&timeout=5000&access_token={token}")
+    assert [(e["event_id"], e["room_id"], e["content"]["body"]) for e in messages] == [
+        (sent.event_id, room_id, "hi")]
+    assert messages[0]["user_id"] == messages[0]["sender"] == bob.user_id
+    assert user_id != bob.user_id

@@ -4,8 +4,6 @@ https://spec.matrix.org/v1.19/client-server-api/#account-registration-and-manage
 https://spec.matrix.org/v1.19/client-server-api/#device-management
 """
 
-import logging
-
 from aiohttp import web
 
 from edgehs.api.auth import requester
@@ -14,8 +12,6 @@ from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body, require
 from edgehs.errors import Codes, MatrixError
 from edgehs.types import JsonDict
-
-log = logging.getLogger(__name__)
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -31,83 +27,49 @@ async def change_password(request: web.Request) -> web.Response:
     """POST /account/password — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountpassword"""
     who = await requester(request)
     body = await json_body(request)
-    await require_password(request, who, body)
+    await require_password(request, who, body, ("new_password", "logout_devices"))
     new_password = require(body, "new_password", str)
     if not new_password:
         raise MatrixError(400, Codes.WEAK_PASSWORD, "The new password must not be empty")
     server = hs(request)
     await server.users.set_password(who.user_id, new_password)
     if field(body, "logout_devices", bool, default=True):
-        await server.user_store.delete_other_tokens(who.user_id, who.device_id)
-        await server.keys.devices_deleted(who.user_id)
+        await server.devices.delete_others(who.user_id, who.device_id)
     return web.json_response({})
 
 
 async def deactivate(request: web.Request) -> web.Response:
     """POST /account/deactivate — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate
 
-    As Synapse does: with ``erase`` the profile is cleared first (so the leave events carry
-    no name); every joined room is left and every invite and knock rejected through the
-    event write path; then the account is marked deactivated, which deletes devices and
-    tokens (their device keys, one-time keys, to-device inboxes and pushers go with them) and,
-    by migration 0010's trigger, every pusher, key backup, cross-signing key, signature,
-    account data and push rule of the user. Logging in again is 403 M_USER_DEACTIVATED."""
+    Logging in again is then 403 M_USER_DEACTIVATED (see ``DeactivationService``)."""
     who = await requester(request)
     body = await json_body(request)
-    erase = field(body, "erase", bool, default=False)
+    erase = bool(field(body, "erase", bool, default=False))
     field(body, "id_server", str)
-    await require_password(request, who, body)
-    server = hs(request)
-    if erase:
-        for key in ("displayname", "avatar_url"):
-            await server.user_store.set_profile_field(who.user_id, key, None)
-        profile_fields = server.profile.fields
-        for key in await profile_fields.get_all(who.user_id):
-            await profile_fields.delete(who.user_id, key)
-    rooms = await server.member_store.get_rooms_for_user(who.user_id,
-                                                         ("join", "invite", "knock"))
-    for room_id in sorted(rooms):
-        try:
-            await server.rooms.change_membership(room_id, who.user_id, who.user_id, "leave")
-        except MatrixError as exc:  # one room refusing must not keep the account alive
-            log.warning("deactivation of %s: could not leave %s: %s", who.user_id, room_id,
-                        exc.msg)
-    await server.user_store.deactivate(who.user_id)
-    await server.keys.devices_deleted(who.user_id)
+    await require_password(request, who, body, ("erase",))
+    await hs(request).deactivation.deactivate(who.user_id, erase)
     return web.json_response({"id_server_unbind_result": "no-support"})
-
-
-def _device_json(device: dict[str, object]) -> JsonDict:
-    return {k: v for k, v in device.items() if v is not None}
 
 
 async def get_devices(request: web.Request) -> web.Response:
     """GET /devices — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devices"""
     who = await requester(request)
-    devices = await hs(request).user_store.get_devices(who.user_id)
-    return web.json_response({"devices": [_device_json(d) for d in devices]})
+    return web.json_response({"devices": await hs(request).devices.all(who.user_id)})
 
 
 async def get_device(request: web.Request) -> web.Response:
     """GET /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devicesdeviceid"""
     who = await requester(request)
-    device = await hs(request).user_store.get_device(who.user_id, request.match_info["deviceId"])
-    if device is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
-    return web.json_response(_device_json(device))
+    device_id = request.match_info["deviceId"]
+    return web.json_response(await hs(request).devices.get(who.user_id, device_id))
 
 
 async def put_device(request: web.Request) -> web.Response:
     """PUT /devices/{deviceId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3devicesdeviceid"""
     who = await requester(request)
     body = await json_body(request)
-    server = hs(request)
-    device_id = request.match_info["deviceId"]
-    if await server.user_store.get_device(who.user_id, device_id) is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
     name = field(body, "display_name", str)
-    if name is not None:
-        await server.user_store.set_device_name(who.user_id, device_id, name)
+    await hs(request).devices.rename(who.user_id, request.match_info["deviceId"], name)
     return web.json_response({})
 
 
@@ -117,11 +79,9 @@ async def delete_device(request: web.Request) -> web.Response:
     body = await json_body(request)
     server = hs(request)
     device_id = request.match_info["deviceId"]
-    if await server.user_store.get_device(who.user_id, device_id) is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such device")
-    await require_password(request, who, body)
-    await server.user_store.delete_devices(who.user_id, [device_id])
-    await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
+    await server.devices.get(who.user_id, device_id)  # 404 before asking for a password
+    await require_password(request, who, body)  # bound to the path, which names the device
+    await server.devices.delete(who.user_id, [device_id])  # its keys, pushers, inbox with it
     return web.json_response({})
 
 
@@ -132,9 +92,7 @@ async def delete_devices(request: web.Request) -> web.Response:
     devices = require(body, "devices", list)
     if not all(isinstance(d, str) for d in devices):
         raise MatrixError(400, Codes.BAD_JSON, "devices must be a list of device ids")
-    await require_password(request, who, body)
+    await require_password(request, who, body, ("devices",))
     server = hs(request)
-    await server.user_store.delete_devices(who.user_id, devices)
-    if devices:
-        await server.keys.devices_deleted(who.user_id)
+    await server.devices.delete(who.user_id, devices)
     return web.json_response({})

@@ -89,10 +89,10 @@ async def upload_cross_signing_keys(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
     server = hs(request)
-    # Application services need no user-interactive authentication (v1.17); nor does a first
-    # upload, or one that repeats the stored keys.
-    if who.appservice_id is None and await server.cross_signing.needs_auth(who.user_id, body):
-        await require_password(request, who, body)
+    # A first upload, or one that repeats the stored keys, needs no user-interactive auth.
+    if await server.cross_signing.needs_auth(who.user_id, body):
+        await require_password(request, who, body,
+                               ("master_key", "self_signing_key", "user_signing_key"))
     devices = [str(d["device_id"]) for d in await server.user_store.get_devices(who.user_id)]
     await server.cross_signing.upload_keys(who.user_id, devices, body)
     return web.json_response({})

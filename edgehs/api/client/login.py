@@ -11,7 +11,7 @@ their ``as_token``; nobody else may register a user id in a service's exclusive 
 from aiohttp import web
 
 from edgehs.api.auth import get_token, requester
-from edgehs.api.client.uia import uia_challenge
+from edgehs.api.client.uia import uia_challenge, uia_session
 from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body
 from edgehs.errors import Codes, MatrixError
@@ -108,11 +108,8 @@ async def logout(request: web.Request) -> web.Response:
     server = hs(request)
     if who.appservice_id is not None and who.device_id is None:
         return web.json_response({})  # an as_token is not a session: nothing to end
-    if who.device_id is None:
-        await server.user_store.delete_devices(who.user_id, None)
-    else:
-        await server.user_store.delete_devices(who.user_id, [who.device_id])
-    await server.keys.devices_deleted(who.user_id)  # its keys, pushers, inbox went with it
+    # The device's keys, pushers and inbox go with it.
+    await server.devices.delete(who.user_id, None if who.device_id is None else [who.device_id])
     return web.json_response({})
 
 
@@ -120,8 +117,7 @@ async def logout_all(request: web.Request) -> web.Response:
     """POST /logout/all — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logoutall"""
     who = await requester(request)
     server = hs(request)
-    await server.user_store.delete_devices(who.user_id, None)
-    await server.keys.devices_deleted(who.user_id)
+    await server.devices.delete(who.user_id, None)
     return web.json_response({})
 
 
@@ -160,13 +156,14 @@ async def register(request: web.Request) -> web.Response:
 
     Open registration is guarded by a one-stage ``m.login.dummy`` flow whose session
     remembers the first request's parameters and, once complete, its user (see
-    :mod:`edgehs.service.registration`)."""
+    :mod:`edgehs.service.uia`)."""
     server = hs(request)
-    if request.query.get("kind", "user") == "guest":
-        raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled")
-    if request.query.get("kind", "user") != "user":
+    kind = request.query.get("kind", "user")
+    if kind not in ("user", "guest"):
         raise MatrixError(400, Codes.INVALID_PARAM, "kind must be user or guest")
     body = await json_body(request)
+    if kind == "guest":
+        return await _register_guest(request, server, body)
     if body.get("type") == AS_LOGIN_TYPE:
         _check_params(body)
         user_id = await _register_for_appservice(request, server, body)
@@ -175,44 +172,53 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(403, Codes.FORBIDDEN, "Registration is disabled on this server")
     auth = field(body, "auth", dict)
     params = {key: value for key, value in body.items() if key != "auth"}
-    session = None
-    if auth is not None and auth.get("session") is not None:
-        session_id = auth["session"]
-        session = (server.registration_sessions.get(session_id)
-                   if isinstance(session_id, str) else None)
-        if session is None:
-            raise MatrixError(400, Codes.UNKNOWN, "Unknown registration session")
-        if session.user_id is not None:
-            # All stages were completed: a retry gets the result again.
-            return await _registered(request, server, session.user_id, session.params)
-        if params:
-            session.params = params
-        params = session.params
+    # The session remembers the first request's parameters and, once done, its user.
+    session = uia_session(request, None, body)
+    if session.result is not None:
+        # All stages were completed: a retry gets the result again.
+        return await _registered(request, server, str(session.result["user_id"]),
+                                 session.params)
+    if params:
+        session.params = params
+    params = session.params
     _check_params(params)
-    await _check_username(server, params)
+    upgrading = await _check_username(server, params)
     if auth is None or auth.get("type") != "m.login.dummy":
-        session = session or server.registration_sessions.start(params)
         raise uia_challenge([["m.login.dummy"]], session.session_id)
     server.rc_registration.check(request.remote or "")
     password = field(params, "password", str)
     if password is None:
         raise MatrixError(400, Codes.MISSING_PARAM, "A password is required")
-    username = _requested_localpart(params)
-    if session is None:
-        user_id = await server.users.register(username, password)
-    else:
-        async with session.lock:
-            if session.user_id is None:
-                session.user_id = await server.users.register(username, password)
-            user_id = session.user_id
-    return await _registered(request, server, user_id, params)
+    async with session.lock:
+        if session.result is None:
+            if upgrading is not None:
+                await server.users.upgrade_guest(upgrading, password)
+                user_id = upgrading
+            else:
+                user_id = await server.users.register(_requested_localpart(params), password)
+            session.result = {"user_id": user_id}
+    return await _registered(request, server, str(session.result["user_id"]), params)
+
+
+async def _register_guest(request: web.Request, server: HomeServer,
+                          body: JsonDict) -> web.Response:
+    """``kind=guest``: no UIA; every body parameter but ``initial_device_display_name`` is
+    ignored and the server picks the device id.
+    https://spec.matrix.org/v1.19/client-server-api/#guest-access"""
+    server.rc_registration.check(request.remote or "")
+    user_id = await server.guests.register()
+    name = body.get("initial_device_display_name")
+    token, device_id = await server.users.login(
+        user_id, None, name if isinstance(name, str) else None, ip=request.remote or None)
+    return web.json_response({"user_id": user_id, "access_token": token, "device_id": device_id,
+                              "home_server": server.config.server_name})
 
 
 def _check_params(params: JsonDict) -> None:
     """The types of the registration parameters (400 M_BAD_JSON)."""
     for key, kind in (("username", str), ("password", str), ("device_id", str),
                       ("initial_device_display_name", str), ("inhibit_login", bool),
-                      ("refresh_token", bool)):
+                      ("refresh_token", bool), ("guest_access_token", str)):
         field(params, key, kind)
 
 
@@ -223,14 +229,24 @@ def _requested_localpart(params: JsonDict) -> str | None:
     return None if username is None else username.lower()
 
 
-async def _check_username(server: HomeServer, params: JsonDict) -> None:
-    """A requested user name must be valid, free and not reserved, before any stage."""
+async def _check_username(server: HomeServer, params: JsonDict) -> str | None:
+    """A requested user name must be valid, free and not reserved, before any stage. With
+    ``guest_access_token`` it must name that guest, whose user id is returned: the guest
+    becomes a full account (https://spec.matrix.org/v1.19/client-server-api/#guest-access)."""
     username = _requested_localpart(params)
-    if username is not None:
-        localpart = server.users.validate_localpart(username)
-        _check_not_exclusive(server, server.users.user_id(localpart))
-        if not await server.users.is_available(localpart):
-            raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
+    guest_token = field(params, "guest_access_token", str)
+    if guest_token is not None and username is None:
+        raise MatrixError(400, Codes.MISSING_PARAM,
+                          "username is required to upgrade a guest account")
+    if username is None:
+        return None
+    localpart = server.users.validate_localpart(username)
+    _check_not_exclusive(server, server.users.user_id(localpart))
+    if guest_token is not None:
+        return await server.guests.upgrade_target(localpart, guest_token)
+    if not await server.users.is_available(localpart):
+        raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
+    return None
 
 
 async def _registered(request: web.Request, server: HomeServer, user_id: str,

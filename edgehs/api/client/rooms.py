@@ -83,16 +83,19 @@ async def create_room(request: web.Request) -> web.Response:
 
 
 async def join(request: web.Request) -> web.Response:
-    """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3joinroomidoralias"""
+    """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3joinroomidoralias
+
+    Keys of the body beyond ``reason`` and ``third_party_signed`` go into the member event's
+    content, as on other homeservers."""
     who = await requester(request)
     body = await json_body(request)
     target = request.match_info.get("roomIdOrAlias") or request.match_info["roomId"]
     server = hs(request)
     room_id = await server.rooms.resolve_room(target)
     who.check_room(room_id)
-    membership = await server.member_store.get_membership(room_id, who.user_id)
-    if membership is None or membership[0] != "join":
-        await server.rooms.join(room_id, who.user_id, field(body, "reason", str))
+    reason = field(body, "reason", str)
+    extra = {k: v for k, v in body.items() if k not in ("reason", "third_party_signed")}
+    await server.rooms.join(room_id, who.user_id, reason, extra, is_guest=who.is_guest)
     return web.json_response({"room_id": room_id})
 
 

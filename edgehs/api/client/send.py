@@ -67,27 +67,19 @@ async def put_state(request: web.Request) -> web.Response:
     rate_limit(request, who)
     await server.events.room_version(room_id)
     if event_type == "m.room.canonical_alias":
-        await _check_canonical_alias(server, room_id, body)
+        await server.directory.check_canonical_alias(room_id, body)
     # Sending identical state again is a no-op that returns the existing event.
     current = await server.events.current_state_event(room_id, (event_type, state_key))
     if current is not None and current["content"] == body and current["sender"] == who.user_id:
         return web.json_response({"event_id": current["event_id"]})
+    if event_type == "m.room.member":
+        # A membership change (joining or leaving included) made as the matching endpoint
+        # makes it: https://spec.matrix.org/v1.19/client-server-api/#mroommember
+        event_id = await server.rooms.set_member_state(room_id, who.user_id, state_key, body)
+        return web.json_response({"event_id": event_id})
     await server.visibility.require_joined(room_id, who.user_id)
     stored = await server.events.send(room_id, who.user_id, event_type, body, state_key)
     return web.json_response({"event_id": stored.event_id})
-
-
-async def _check_canonical_alias(server: HomeServer, room_id: str, body: JsonDict) -> None:
-    aliases = [body.get("alias")] if body.get("alias") is not None else []
-    alt = body.get("alt_aliases", [])
-    if not isinstance(alt, list):
-        raise MatrixError(400, Codes.BAD_JSON, "alt_aliases must be a list")
-    for alias in [*aliases, *alt]:
-        if not isinstance(alias, str):
-            raise MatrixError(400, Codes.BAD_JSON, "Aliases must be strings")
-        found = await server.room_store.get_alias(alias)
-        if found is None or found[0] != room_id:
-            raise MatrixError(400, Codes.BAD_ALIAS, f"{alias} does not point to this room")
 
 
 async def get_state_event(request: web.Request) -> web.Response:
@@ -153,9 +145,6 @@ async def redact(request: web.Request) -> web.Response:
     await server.events.room_version(room_id)
     await server.visibility.require_joined(room_id, who.user_id)
     target_id = request.match_info["eventId"]
-    target = await server.event_store.get_event(target_id)
-    if target is None or target.room_id != room_id:
-        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
     content: JsonDict = {}
     reason = field(body, "reason", str)
     if reason is not None:

@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from edgehs.service.search_query import fts_query, redaction_target, searchable
+from edgehs.protocol.events import redaction_target
+from edgehs.service.search_query import fts_query, searchable
 
 
 @pytest.mark.parametrize(("term", "match", "highlights"), [

@@ -1,4 +1,4 @@
--- 0016: the application services' published room directories, one per (service, network):
+-- 0019: the application services' published room directories, one per (service, network):
 -- PUT /directory/list/appservice/{networkId}/{roomId} adds or removes a row, and /publicRooms
 -- lists them with third_party_instance_id ("{appservice_id}|{network_id}") or
 -- include_all_networks. Separate from rooms.is_public, the homeserver's own directory.
