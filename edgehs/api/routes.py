@@ -171,6 +171,7 @@ CLIENT_ROUTES: Sequence[Route] = (
     # Synapse), so a client that works here works there.
     ("GET", "/pushrules/", push.get_push_rules),
     ("GET", "/pushrules/global/", push.get_global_push_rules),
+    ("GET", "/pushrules/global/{kind}/", push.get_push_rules_of_kind),
     ("GET", "/pushrules/global/{kind}/{ruleId}", push.get_push_rule),
     ("PUT", "/pushrules/global/{kind}/{ruleId}", push.put_push_rule),
     ("DELETE", "/pushrules/global/{kind}/{ruleId}", push.delete_push_rule),

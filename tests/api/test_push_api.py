@@ -62,6 +62,10 @@ async def test_get_all_rules(client: TestClient, register: Any, spec: MatrixSpec
     glob = await _json(resp)
     spec.check_response("pushrules", "GET", "/pushrules/global/", 200, glob)
     assert glob == body["global"]
+    # the rules of one kind, as Synapse lists them (not in the spec's API)
+    for kind in ("override", "content", "room", "sender", "underride"):
+        resp = await client.get(f"{RULES}/{kind}/", headers=alice.auth)
+        assert await _json(resp) == glob[kind]
     invite = next(r for r in glob["override"] if r["rule_id"] == ".m.rule.invite_for_me")
     assert invite["conditions"][2] == {"kind": "event_match", "key": "state_key",
                                        "pattern": alice.user_id}
@@ -105,6 +109,8 @@ async def test_unknown_kind(client: TestClient, register: Any) -> None:
         resp = await client.request(method, f"{RULES}/bogus/x", headers=alice.auth)
         await expect(resp, 400, "M_INVALID_PARAM")
     resp = await client.put(f"{RULES}/bogus/x", json={"actions": []}, headers=alice.auth)
+    await expect(resp, 400, "M_INVALID_PARAM")
+    resp = await client.get(f"{RULES}/bogus/", headers=alice.auth)
     await expect(resp, 400, "M_INVALID_PARAM")
 
 

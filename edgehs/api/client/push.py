@@ -29,6 +29,19 @@ async def get_global_push_rules(request: web.Request) -> web.Response:
     return web.json_response(ruleset.to_json())
 
 
+async def get_push_rules_of_kind(request: web.Request) -> web.Response:
+    """GET /pushrules/global/{kind}/ — the rules of one kind, in evaluation order.
+
+    Not in the spec's API, which lists all rules (``/pushrules/global/``) or gets one; Synapse
+    serves it and clients of its era read it."""
+    who = await requester(request)
+    kind = request.match_info["kind"]
+    rules = (await hs(request).push.ruleset(who.user_id)).to_json()
+    if kind not in rules:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Unknown push rule kind {kind!r}")
+    return web.json_response(rules[kind])
+
+
 async def get_push_rule(request: web.Request) -> web.Response:
     """GET /pushrules/global/{kind}/{ruleId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3pushrulesglobalkindruleid"""
     who = await requester(request)
