@@ -77,6 +77,19 @@ def load(path: Path) -> list[dict[str, str]]:
     return list(json.loads(path.read_text()))
 
 
+def expand_folders(args: list[str]) -> list[str]:
+    """run-tests.pl takes test files only: a folder of tests stands for its files."""
+    out: list[str] = []
+    for arg in args:
+        folder = sytest_dir() / "sytest" / arg
+        if arg.startswith("tests/") and folder.is_dir():
+            out += sorted(str(p.relative_to(sytest_dir() / "sytest"))
+                          for p in folder.rglob("*.pl"))
+        else:
+            out.append(arg)
+    return out
+
+
 def print_counts(tests: list[dict[str, str]]) -> None:
     rows: dict[str, Counter[str]] = {}
     for t in tests:
@@ -95,6 +108,7 @@ def main() -> int:
     ap.add_argument("--update", action="store_true")
     ap.add_argument("--results", type=Path)
     args, extra = ap.parse_known_args()
+    extra = expand_folders(extra)
 
     tests = load(args.results) if args.results else run(args.out, extra)
     passed = {key(t) for t in tests if t["status"] == "ok"}
