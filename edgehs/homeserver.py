@@ -235,6 +235,7 @@ class HomeServer:
         self.push_gateway = PushGateway(self.pushers, self.push_store, self.event_store,
                                         self.state_store, self.push.unread_total)
         self.outbox.register("push", self.push_gateway)
+        self.receipts.pushers = self.pushers
         self.events.event_rows.append(PushEvaluator(
             config.server_name, self.event_store, self.push, self.pushers).prepare)
         self.sync.push = self.push

@@ -103,6 +103,15 @@ class PusherService:
             self._ids[user_id] = cached
         return cached
 
+    async def badge_destinations(self, user_id: str, room_id: str) -> list[str]:
+        """The outbox destinations of ``user_id``'s pushers that need a badge update when the
+        user reads ``room_id``: all of them while the room has unread notifications (reading
+        lowers the count), none otherwise."""
+        ids = await self.pusher_ids(user_id)
+        if not ids or not (await self.store.get_counts(user_id, [room_id])).get(room_id):
+            return []
+        return [destination(i) for i in ids]
+
     async def get_pushers(self, user_id: str) -> list[JsonDict]:
         return [p.to_json() for p in await self.store.get_pushers(user_id)]
 
@@ -164,6 +173,8 @@ class PushGateway:
 
     async def _notification(self, pusher: Pusher, payload: JsonDict) -> JsonDict | None:
         """The /notify body for one notification, in the pusher's format."""
+        if payload.get("badge"):
+            return await self._badge(pusher)
         stored = await self.events.get_event(str(payload["event_id"]))
         if stored is None:
             return None
@@ -198,6 +209,19 @@ class PushGateway:
         names = await self._room_names(stored.room_id, pdu["sender"])
         note.update(names)
         return {"notification": note}
+
+    async def _badge(self, pusher: Pusher) -> JsonDict:
+        """A notification with only the badge count, after the user read something: "event_id
+        may be omitted for notifications that only contain updated badge counts". The count is
+        sent even when it is zero, since clearing the badge is what it is for."""
+        device: JsonDict = {
+            "app_id": pusher.app_id, "pushkey": pusher.pushkey,
+            "pushkey_ts": pusher.pushkey_ts // 1000,
+            "data": {k: v for k, v in pusher.data.items() if k != "url"},
+        }
+        unread = await self.unread(pusher.user_id)
+        return {"notification": {"id": "", "prio": "low", "counts": {"unread": unread},
+                                 "devices": [device]}}
 
     async def _room_names(self, room_id: str, sender: str) -> JsonDict:
         """sender_display_name, room_name and room_alias from the current state."""

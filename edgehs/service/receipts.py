@@ -16,6 +16,7 @@ import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.events import EventService
+from edgehs.service.push_gateway import PusherService
 from edgehs.service.visibility import Visibility
 from edgehs.store.account_data import (
     AccountDataStore,
@@ -25,6 +26,7 @@ from edgehs.store.account_data import (
     put_receipt,
 )
 from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.outbox import enqueue_payload
 from edgehs.types import JsonDict
 
 RECEIPT_TYPES = ("m.read", "m.read.private")
@@ -56,6 +58,8 @@ class ReceiptService:
         self.account_data = account_data
         self.visibility = visibility
         self.clock = clock
+        # The pushers to send badge updates to (set by homeserver.py).
+        self.pushers: PusherService | None = None
 
     async def send_receipt(self, room_id: str, user_id: str, receipt_type: str, event_id: str,
                            thread_id: str | None) -> None:
@@ -83,10 +87,13 @@ class ReceiptService:
                 room_id, receipt_type, user_id, thread), target):
             return
         ts = int(self.clock() * 1000)
+        badges = await self._badge_destinations(room_id, user_id)
 
         async def write(conn: aiosqlite.Connection, pos: int) -> None:
             await put_receipt(conn, pos, room_id, receipt_type, user_id, thread, event_id, ts)
+            await _enqueue_badges(conn, badges, user_id)
         await self.events.run_write(write)
+        self._wake(badges)
         self._publish(room_id, {receipt_type: event_id}, user_id, ts, thread)
 
     async def set_read_markers(self, room_id: str, user_id: str, *, fully_read: str | None = None,
@@ -109,8 +116,11 @@ class ReceiptService:
         if not changes:
             return
         ts = int(self.clock() * 1000)
+        reads = changes.keys() - {FULLY_READ}
+        badges = await self._badge_destinations(room_id, user_id) if reads else []
 
         async def write(conn: aiosqlite.Connection, pos: int) -> None:
+            await _enqueue_badges(conn, badges, user_id)
             for kind, event_id in changes.items():
                 if kind == FULLY_READ:
                     await put_account_data(conn, pos, user_id, room_id, FULLY_READ,
@@ -118,7 +128,17 @@ class ReceiptService:
                 else:
                     await put_receipt(conn, pos, room_id, kind, user_id, "", event_id, ts)
         await self.events.run_write(write)
+        self._wake(badges)
         self._publish(room_id, changes, user_id, ts, "")
+
+    async def _badge_destinations(self, room_id: str, user_id: str) -> list[str]:
+        if self.pushers is None:
+            return []
+        return await self.pushers.badge_destinations(user_id, room_id)
+
+    def _wake(self, destinations: list[str]) -> None:
+        if destinations and self.events.outbox_wake is not None:
+            self.events.outbox_wake(destinations)
 
     def _publish(self, room_id: str, receipts: dict[str, str], user_id: str, ts: int,
                  thread: str) -> None:
@@ -181,3 +201,10 @@ def receipt_content(user_id: str, receipts: list[ReceiptRow]) -> JsonDict:
             entry["thread_id"] = thread_id
         content.setdefault(event_id, {}).setdefault(rtype, {})[uid] = entry
     return content
+
+
+async def _enqueue_badges(conn: aiosqlite.Connection, destinations: list[str],
+                          user_id: str) -> None:
+    """A badge update for each pusher, in the receipt's own transaction (push_gateway)."""
+    for target in destinations:
+        await enqueue_payload(conn, target, "push", {"user_id": user_id, "badge": True})

@@ -170,3 +170,33 @@ async def test_retry_after_failure_and_drop_on_refusal(
     bodies = await gw.wait_for(4)
     # a 200 with a body that is not JSON counts as accepted: no retry of the second
     assert [b["notification"]["event_id"] for b in bodies] == [first, first, second, third]
+
+
+async def test_reading_sends_a_badge_update(client: TestClient, register: Any, create_room: Any,
+                                            gateway: tuple[Gateway, str],
+                                            spec: MatrixSpec) -> None:
+    """A read receipt that lowers the unread count sends a notification with only the counts
+    (https://spec.matrix.org/v1.19/push-gateway-api/: event_id "may be omitted for
+    notifications that only contain updated badge counts"); one that changes nothing does not."""
+    gw, url = gateway
+    alice, bob, room_id = await _setup(client, register, create_room, url, None)
+    hello = await _send(client, alice, room_id, "1", {"msgtype": "m.text", "body": "hello"})
+    [first] = await gw.wait_for(1)
+    assert first["notification"]["counts"] == {"unread": 1}
+    resp = await client.post(f"{V3}/rooms/{room_id}/receipt/m.read/{hello}", json={},
+                             headers=bob.auth)
+    await _ok(resp)
+    [_, badge] = await gw.wait_for(2)
+    _check_body(spec, badge)
+    note = badge["notification"]
+    assert note["counts"] == {"unread": 0}  # the zero is the update
+    assert "event_id" not in note and "content" not in note
+    assert note["devices"][0]["pushkey"] == "bobkey"
+    # nothing unread any more: reading bob's own newer message sends nothing
+    mine = await _send(client, bob, room_id, "b1", {"msgtype": "m.text", "body": "mine"})
+    resp = await client.post(f"{V3}/rooms/{room_id}/read_markers", json={"m.read": mine},
+                             headers=bob.auth)
+    await _ok(resp)
+    later = await _send(client, alice, room_id, "2", {"msgtype": "m.text", "body": "again"})
+    bodies = await gw.wait_for(3)
+    assert bodies[2]["notification"]["event_id"] == later
