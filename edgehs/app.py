@@ -12,6 +12,7 @@ from edgehs.api.routes import add_routes
 from edgehs.config import Config
 from edgehs.homeserver import HomeServer
 from edgehs.sdnotify import notify, watchdog_running
+from edgehs.store.writer_lock import DataDirLock
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,12 @@ MAX_REQUEST_LINE = 64 * 1024
 MAX_HEADER_LINE = 16 * 1024
 
 
+LOCK_KEY = web.AppKey("writer_lock", DataDirLock)
+
+
 async def _homeserver_ctx(app: web.Application) -> AsyncIterator[None]:
-    hs = HomeServer(app[CONFIG_KEY])
+    # The data dir's writer lock: taken by ``edgehs run`` before anything else, else here.
+    hs = HomeServer(app[CONFIG_KEY], app.get(LOCK_KEY))
     await hs.start()
     app[HS_KEY] = hs
     yield
@@ -49,7 +54,9 @@ async def _release_long_polls(app: web.Application) -> None:
         app[HS_KEY].notifier.shutdown()
 
 
-def init_app(config: Config) -> web.Application:
+def init_app(config: Config, lock: DataDirLock | None = None) -> web.Application:
+    """The application; ``lock``, when given, is the data dir's writer lock already held
+    (the server keeps it, and releases it when it stops)."""
     # Bodies are size-checked by api.params before being read; media streams separately.
     app = web.Application(
         middlewares=[cors_middleware, error_middleware],
@@ -57,6 +64,8 @@ def init_app(config: Config) -> web.Application:
         handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_HEADER_LINE},
     )
     app[CONFIG_KEY] = config
+    if lock is not None:
+        app[LOCK_KEY] = lock
     app.cleanup_ctx.append(_homeserver_ctx)
     app.cleanup_ctx.append(admin_secret_ctx)  # DATA_DIR/admin.secret while serving
     app.cleanup_ctx.append(_watchdog_ctx)

@@ -2,7 +2,6 @@
 demo."""
 
 import argparse
-import asyncio
 import logging
 import os
 import re
@@ -10,14 +9,10 @@ import socket
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgehs import __version__
-from edgehs.config import Config, ConfigError, load_config, parse_listen, render_config
+from edgehs.config import ConfigError, load_config, parse_listen, render_config
 from edgehs.errors import MatrixError
-
-if TYPE_CHECKING:
-    from edgehs.service.devices import ProvisionedDevice
 
 log = logging.getLogger("edgehs")
 
@@ -55,16 +50,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgehs import sdnotify
     from edgehs.app import init_app
     from edgehs.service.appservice.registration import load_registrations
+    from edgehs.store.writer_lock import DataDirLock, DataDirLocked
 
     config = load_config(Path(args.config))
     # A bad registration file stops us here, before binding (ConfigError: exit code 2).
     appservices = load_registrations(config.app_service_config_files, config.server_name)
+    try:  # one writer per data dir, held until the process ends (the kernel drops it then)
+        lock = DataDirLock.acquire(config.data_dir)
+    except DataDirLocked as exc:
+        print(f"edgehs: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"edgehs: cannot start: cannot lock {config.data_dir}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     logging.basicConfig(level=config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("edgehs %s starting: server_name=%s listen=%s:%d database=%s", __version__,
              config.server_name, config.listen_host, config.listen_port, config.database_path)
     log.info("%d application service registration file(s) loaded", len(appservices))
-    app = init_app(config)
+    app = init_app(config, lock)
 
     def announce(_banner: str) -> None:
         # run_app calls this once the socket is bound.
@@ -81,38 +86,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
                   exc.strerror)
         return 1
+    finally:
+        lock.release()
     log.info("edgehs stopped cleanly")
     return 0
 
 
 def cmd_register_user(args: argparse.Namespace) -> int:
+    """Register through the running server (admin API) when edgehs runs, else directly."""
+    from edgehs import admin_client
     from edgehs.homeserver import HomeServer
+    from edgehs.store.writer_lock import DataDirLocked
 
     config = load_config(Path(args.config))
 
-    async def run() -> str:
-        server = HomeServer(config)
-        await server.start()
-        try:
-            return await server.users.register(args.user, args.password, admin=args.admin)
-        finally:
-            await server.stop()
+    async def direct(server: HomeServer) -> str:
+        return await server.users.register(args.user, args.password, admin=args.admin)
+
+    def live(holder: DataDirLocked) -> str:
+        credential = admin_client.admin_credential(config, args.admin_token, holder,
+                                                   "register-user")
+        answer = admin_client.admin_post(
+            config, "/users", {"username": args.user, "password": args.password,
+                               "admin": args.admin}, credential, holder)
+        if not isinstance(answer.get("user_id"), str):
+            raise admin_client.AdminApiError("unexpected answer from the running edgehs: "
+                                             "no user_id")
+        return str(answer["user_id"])
 
     try:
-        user_id = asyncio.run(run())
+        user_id, running = admin_client.write(config, direct, live)
     except MatrixError as exc:
         print(f"cannot register {args.user}: {exc.msg}", file=sys.stderr)
         return 1
-    print(f"Registered {user_id}")
+    except admin_client.AdminApiError as exc:
+        print(f"cannot register {args.user}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Registered {user_id}" + (" (by the running edgehs)" if running else ""))
     return 0
-
-
-WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def _local_host(host: str) -> str:
     """An address this machine reaches its own listener on (wildcards become loopback)."""
-    return WILDCARD_HOSTS.get(host, host)
+    from edgehs.admin_client import local_host
+
+    return local_host(host)
 
 
 def _listening(host: str, port: int) -> bool:
@@ -124,103 +142,47 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-class DeviceAddError(Exception):
-    """``device add`` through the running server failed; the message says why."""
-
-
-def _admin_credential(config: Config, admin_token: str | None) -> str:
-    """``--admin-token``, else the secret the running server wrote to DATA_DIR/admin.secret."""
-    from edgehs.api.admin import read_secret, secret_path
-
-    if admin_token:
-        return admin_token
-    path = secret_path(config.data_dir)
-    try:
-        secret = read_secret(path)
-    except PermissionError as exc:
-        raise DeviceAddError(
-            f"edgehs is running and {path} cannot be read (permission denied): run this as "
-            "the user edgehs runs as (e.g. sudo -u edgehs edgehs device add ...), or pass "
-            "--admin-token with a server admin's access token") from exc
-    except OSError as exc:
-        raise DeviceAddError(
-            f"something listens on {config.listen_host}:{config.listen_port} but {path} "
-            f"cannot be read ({exc.strerror or exc}): is it an edgehs started with this "
-            "config? Stop it, or pass --admin-token with a server admin's access token"
-        ) from exc
-    if not secret:
-        raise DeviceAddError(f"{path} is empty: restart edgehs to write a new one")
-    return secret
-
-
-def _device_add_live(config: Config, args: argparse.Namespace) -> "ProvisionedDevice":
-    """POST /_edgehs/admin/v1/devices to the running server (stdlib HTTP: no event loop)."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    from edgehs.api.admin import ADMIN_PREFIX
-    from edgehs.service.devices import ProvisionedDevice
-
-    host = _local_host(config.listen_host)
-    url = (f"http://[{host}]" if ":" in host else f"http://{host}") + \
-        f":{config.listen_port}{ADMIN_PREFIX}/devices"
-    body = {"name": args.name, "room_alias": args.room, "owner": args.owner,
-            "any_room": args.any_room}
-    request = urllib.request.Request(
-        url, data=json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
-        headers={"Content-Type": "application/json",
-                 "Authorization": f"Bearer {_admin_credential(config, args.admin_token)}"},
-        method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            answer = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.loads(exc.read())
-            reason = f"{error['error']} ({error['errcode']})"
-        except (ValueError, KeyError, TypeError):
-            reason = f"HTTP {exc.code}: is the process on {url} an edgehs?"
-        raise DeviceAddError(reason) from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DeviceAddError(f"the running edgehs did not answer {url}: {exc}") from exc
-    try:
-        return ProvisionedDevice.from_json(answer)
-    except ValueError as exc:
-        raise DeviceAddError(f"unexpected answer from {url}: {exc}") from exc
-
-
 def cmd_device_add(args: argparse.Namespace) -> int:
     """Provision through the running server (admin API) when edgehs runs, else directly."""
+    from edgehs import admin_client
     from edgehs.homeserver import HomeServer
     from edgehs.service import devices
+    from edgehs.store.writer_lock import DataDirLocked
 
     config = load_config(Path(args.config))
-    running = _listening(config.listen_host, config.listen_port)
 
-    async def run() -> devices.ProvisionedDevice:
-        server = HomeServer(config)
-        await server.start()
+    async def direct(server: HomeServer) -> devices.ProvisionedDevice:
+        return await devices.provision_device(
+            server.users, server.rooms, args.name, room=args.room, owner=args.owner,
+            any_room=args.any_room)
+
+    def live(holder: DataDirLocked) -> devices.ProvisionedDevice:
+        credential = admin_client.admin_credential(config, args.admin_token, holder,
+                                                   "device add")
+        body = {"name": args.name, "room_alias": args.room, "owner": args.owner,
+                "any_room": args.any_room}
+        answer = admin_client.admin_post(config, "/devices",
+                                         {k: v for k, v in body.items() if v is not None},
+                                         credential, holder)
         try:
-            return await devices.provision_device(
-                server.users, server.rooms, args.name, room=args.room, owner=args.owner,
-                any_room=args.any_room)
-        finally:
-            await server.stop()
+            return devices.ProvisionedDevice.from_json(answer)
+        except ValueError as exc:
+            raise admin_client.AdminApiError(
+                f"unexpected answer from the running edgehs: {exc}") from exc
 
     try:
-        device = _device_add_live(config, args) if running else asyncio.run(run())
+        device, running = admin_client.write(config, direct, live)
     except MatrixError as exc:
         print(f"cannot add device {args.name}: {exc.msg}", file=sys.stderr)
         return 1
-    except DeviceAddError as exc:
+    except admin_client.AdminApiError as exc:
         print(f"cannot add device {args.name}: {exc}", file=sys.stderr)
         return 1
     host = config.listen_host
     if config.public_baseurl:
         base = config.public_baseurl
     else:  # a wildcard listen address is no address a device can post to
-        host = config.server_name if host in WILDCARD_HOSTS else host
+        host = config.server_name if host in admin_client.WILDCARD_HOSTS else host
         base = f"http://[{host}]:{config.listen_port}" if ":" in host else \
             f"http://{host}:{config.listen_port}"
     scope = "any room" if not device.room_limited else f"only {device.room_id}"
@@ -308,11 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True)
     run.set_defaults(func=cmd_run)
 
-    reg = sub.add_parser("register-user", help="create a user (works with registration off)")
+    reg = sub.add_parser(
+        "register-user", help="create a user (works with registration off)",
+        description="Create a local user. While edgehs runs, the running server does it "
+        "(POST /_edgehs/admin/v1/users on its listen address, authenticated by "
+        "DATA_DIR/admin.secret: run this as the user edgehs runs as, or pass --admin-token); "
+        "while edgehs is stopped, the database is written directly.")
     reg.add_argument("-c", "--config", required=True)
     reg.add_argument("user", help="the localpart, e.g. alice")
     reg.add_argument("--password", required=True)
-    reg.add_argument("--admin", action="store_true")
+    reg.add_argument("--admin", action="store_true", help="make the user a server admin")
+    reg.add_argument("--admin-token", metavar="TOKEN",
+                     help="while edgehs runs: a server admin's access token instead of "
+                          "DATA_DIR/admin.secret")
     reg.set_defaults(func=cmd_register_user)
 
     appservice = sub.add_parser("appservice", help="application service registrations")

@@ -93,6 +93,7 @@ def prepare(data_dir: Path, listen: str | None, server_name: str | None,
 
     from edgehs.cli import _listening, cmd_generate_config
     from edgehs.service.appservice.registration_files import add_config_file_entry
+    from edgehs.store.writer_lock import DataDirLock, DataDirLocked
 
     data_dir = data_dir.absolute()
     config_path = data_dir / "edgehs.yaml"
@@ -112,6 +113,10 @@ def prepare(data_dir: Path, listen: str | None, server_name: str | None,
                         f"change: use another --data-dir for {server_name}")
     base_url = _local_url(config.listen_host, config.listen_port)
     user_id = f"@demo:{config.server_name}"
+    try:  # the edgehs of a demo (or any edgehs) on this folder holds its lock
+        DataDirLock.acquire(config.data_dir).release()
+    except DataDirLocked as exc:
+        raise DemoError(f"{exc} (a demo still running?)") from None
     if _listening(config.listen_host, config.listen_port):
         raise DemoError(f"something already listens on {base_url} (a demo still running?)")
 

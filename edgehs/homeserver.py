@@ -75,6 +75,7 @@ from edgehs.store.to_device import ToDeviceStore
 from edgehs.store.user_directory import UserDirectoryStore
 from edgehs.store.users import UserStore
 from edgehs.store.visibility import VisibilityStore
+from edgehs.store.writer_lock import DataDirLock
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +96,26 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
 class HomeServer:
     """Everything the server is made of. Built by :func:`HomeServer.start`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, lock: DataDirLock | None = None) -> None:
         self.config = config
         self.db = Database(config.database_path)
+        self._lock = lock  # the data dir's writer lock, when the caller took it already
 
     async def start(self) -> None:
-        """Open the database and build everything; on any failure (e.g. an invalid
-        registration file) close what was opened, so no database thread outlives it."""
-        await self.db.open()
+        """Take the data dir's writer lock (``DataDirLocked`` if another process holds it),
+        open the database and build everything; on any failure (e.g. an invalid registration
+        file) close what was opened, so no database thread outlives it."""
+        if self._lock is None or not self._lock.held:
+            self._lock = DataDirLock.acquire(self.config.data_dir)
         try:
-            await self._build()
+            await self.db.open()
+            try:
+                await self._build()
+            except BaseException:
+                await self.db.close()
+                raise
         except BaseException:
-            await self.db.close()
+            self._lock.release()
             raise
 
     async def _build(self) -> None:
@@ -286,10 +295,14 @@ class HomeServer:
         await self.outbox.start()
 
     async def stop(self) -> None:
-        await self.presence.close()
-        await self.outbox.stop()
-        await self.push_gateway.close()
-        await self.as_pusher.close()
-        self.typing.close()
-        await self.as_queries.close()
-        await self.db.close()
+        try:
+            await self.presence.close()
+            await self.outbox.stop()
+            await self.push_gateway.close()
+            await self.as_pusher.close()
+            self.typing.close()
+            await self.as_queries.close()
+            await self.db.close()
+        finally:  # the database is closed (or its process ends): the next writer may start
+            if self._lock is not None:
+                self._lock.release()

@@ -1,10 +1,14 @@
-"""edgehs's own admin API (not part of Matrix): provisioning plain-HTTP devices at run time.
+"""edgehs's own admin API (not part of Matrix): what the command-line tools write while the
+server runs.
 
-``edgehs device add`` writes room events (the device's room, its join, the owner's invite), and
-only the process that owns the stream positions and the token cache may do that. While edgehs
-runs, the command therefore asks the server to do it, through
-``POST /_edgehs/admin/v1/devices``; a token replaced there is refused at once, because the
-server's own token cache forgets the old one.
+Only one process writes a data dir's database: the one holding its lock
+(``edgehs.store.writer_lock``), which owns the stream positions, the notifier and the caches.
+While edgehs runs, the commands that write therefore ask the server to do it:
+
+- ``edgehs device add`` through ``POST /_edgehs/admin/v1/devices`` (room events: the device's
+  room, its join, the owner's invite); a token replaced there is refused at once, because the
+  server's own token cache forgets the old one;
+- ``edgehs register-user`` through ``POST /_edgehs/admin/v1/users``.
 
 Authentication (``Authorization: Bearer ...`` only; never in the query string, where proxies
 and shells would log it):
@@ -164,3 +168,22 @@ async def add_device(request: web.Request) -> web.Response:
     log.info("device %s provisioned in %s by %s (new user: %s, new room: %s)", device.user_id,
              device.room_alias, who, device.created_user, device.created_room)
     return web.json_response(device.to_json())
+
+
+async def register_user(request: web.Request) -> web.Response:
+    """POST /_edgehs/admin/v1/users — edgehs's admin API (no spec section); the Matrix side
+    is https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register
+
+    Body: ``{"username": str, "password": str, "admin"?: bool}`` as for
+    ``edgehs register-user USER --password PASSWORD [--admin]`` (registration may be closed
+    to clients). Answers ``{"user_id": str}``; a taken name is 400 ``M_USER_IN_USE``, a name
+    outside the grammar 400 ``M_INVALID_USERNAME``.
+    """
+    who = await authorize(request)
+    body = await json_body(request, allow_empty=False)
+    username = require(body, "username", str)
+    password = require(body, "password", str)
+    admin = bool(field(body, "admin", bool, default=False))
+    user_id = await hs(request).users.register(username, password, admin=admin)
+    log.info("user %s registered%s by %s", user_id, " as a server admin" if admin else "", who)
+    return web.json_response({"user_id": user_id})

@@ -262,8 +262,9 @@ OTHER_ROUTES: Sequence[Route] = (
     ("POST", sliding_sync.PATH, sliding_sync.sliding_sync),
     # The 2015 run-time AS registration, admins only
     ("POST", "/_matrix/appservice/v1/register", appservice_register.register),
-    # edgehs's own admin API: `edgehs device add` while the server runs
+    # edgehs's own admin API: `edgehs device add` and `register-user` while the server runs
     ("POST", admin.ADMIN_PREFIX + "/devices", admin.add_device),
+    ("POST", admin.ADMIN_PREFIX + "/users", admin.register_user),
     # MSC3266's unstable room summary path, which matrix-rust-sdk (Element X) calls while the
     # server does not advertise v1.15
     ("GET", room_summary.UNSTABLE_PATH, room_summary.room_summary),

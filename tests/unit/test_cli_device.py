@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import re
 import shlex
 import socket
@@ -19,6 +20,7 @@ from edgehs.cli import main
 from edgehs.config import Config
 from edgehs.homeserver import HomeServer
 from edgehs.service.devices import curl_lines
+from edgehs.store.writer_lock import DataDirLock
 
 Client = Callable[..., Awaitable[TestClient]]
 CURL_RE = re.compile(r"""^curl -XPOST -d (?P<body>'[^']*') "(?P<url>http://[^"]+)"$""")
@@ -216,13 +218,30 @@ def test_device_add_cannot_join_a_private_room(
 def test_device_add_while_something_else_listens(
     dev_config: Config, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """While edgehs runs, `device add` asks it (tests/unit/test_cli_device_live.py); a
-    listener without the server's DATA_DIR/admin.secret is not written beside."""
+    """While edgehs runs (it holds DATA_DIR/edgehs.lock), `device add` asks it
+    (tests/unit/test_cli_device_live.py). A listener that holds no lock on this data dir is
+    not this data dir's edgehs: the command writes the database itself."""
     path = str(dev_config.data_dir / "edgehs.yaml")
     with listening(dev_config):
+        assert cli(capsys, "device", "add", "lamp", "-c", path)[0] == 0
+
+
+def test_device_add_while_another_command_holds_the_lock(
+    dev_config: Config, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The lock is held by a process that serves nothing (another command writing, or an
+    edgehs still starting): a clean error naming the holder, and nothing written beside."""
+    path = str(dev_config.data_dir / "edgehs.yaml")
+    lock = DataDirLock.acquire(dev_config.data_dir)
+    try:
         code, _, err = cli(capsys, "device", "add", "lamp", "-c", path)
-        assert code == 1 and "admin.secret" in err and "--admin-token" in err
-    assert cli(capsys, "device", "add", "lamp", "-c", path)[0] == 0  # stopped: direct
+        assert code == 1 and f"(pid {os.getpid()}) holds {dev_config.data_dir}" in err
+        assert "admin.secret" in err and "--admin-token" in err
+        code, _, err = cli(capsys, "device", "add", "lamp", "--admin-token", "t", "-c", path)
+        assert code == 1 and "did not answer" in err and len(err.splitlines()) == 1
+    finally:
+        lock.release()
+    assert cli(capsys, "device", "add", "lamp", "-c", path)[0] == 0  # released: direct
 
 
 def test_curl_lines_quote_the_room_id() -> None:
