@@ -3,6 +3,9 @@
 A destination's pending rows are delivered as numbered transactions. The rows of the
 transaction in flight are remembered (``inflight_last_row``), so a retry -- after a failure or a
 restart -- resends the same rows under the same transaction id, as the AS API requires.
+
+A failing destination's retry state (``outbox_retry``) is persisted too, so that a restart keeps
+its backoff; it is cleared in the commit that acknowledges a delivery.
 """
 
 import json
@@ -20,6 +23,14 @@ class OutboxRow:
     kind: str  # 'event', 'ephemeral', 'to_device'
     event_id: str | None
     payload: JsonDict | None
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """A failing destination: since when, when to try next, and the current backoff (ms)."""
+    failing_since_ts: int
+    next_attempt_ts: int
+    backoff_ms: int
 
 
 async def enqueue_event(conn: aiosqlite.Connection, destinations: list[str], event_id: str) -> None:
@@ -64,7 +75,8 @@ class OutboxStore:
 
     async def acknowledge(self, destination: str, txn_id: int, next_limit: int = 0
                           ) -> tuple[int, list[OutboxRow]] | None:
-        """The destination accepted transaction ``txn_id``: drop its rows. With
+        """The destination accepted transaction ``txn_id``: drop its rows and its retry
+        state. With
         ``next_limit`` the next transaction is claimed in the same commit (one fsync less per
         transaction) and returned."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
@@ -78,8 +90,27 @@ class OutboxStore:
                 "WHERE destination = ? AND inflight_txn_id = ?",
                 (destination, txn_id),
             )
+            # It answered: it is not failing any more.
+            await conn.execute("DELETE FROM outbox_retry WHERE destination = ?", (destination,))
             return await _claim(conn, destination, next_limit) if next_limit else None
         return await self.db.write(run)
+
+    async def retry_states(self) -> dict[str, RetryState]:
+        """Every failing destination's retry state (read at start-up)."""
+        rows = await self.db.fetchall(
+            "SELECT destination, failing_since_ts, next_attempt_ts, backoff_ms FROM outbox_retry"
+        )
+        return {r[0]: RetryState(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    async def set_retry_state(self, destination: str, state: RetryState) -> None:
+        """A delivery failed: remember when to try again, across restarts."""
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT OR REPLACE INTO outbox_retry (destination, failing_since_ts, "
+                "next_attempt_ts, backoff_ms) VALUES (?, ?, ?, ?)",
+                (destination, state.failing_since_ts, state.next_attempt_ts, state.backoff_ms),
+            )
+        await self.db.write(run)
 
     async def count_pending(self, destination: str) -> int:
         return int(await self.db.fetchval(
