@@ -4,11 +4,20 @@ A destination's pending rows are delivered as numbered transactions. The rows of
 transaction in flight are remembered (``inflight_last_row``), so a retry -- after a failure or a
 restart -- resends the same rows under the same transaction id, as the AS API requires.
 
+Transaction ids are seeded from the clock: a new transaction's id is the current time in
+milliseconds, or the destination's last id plus one if that is larger. They increase strictly
+per destination (also when the clock steps back), and a database that starts over (reset,
+restored from a backup) does not reuse ids a destination has already seen -- receivers dedupe on
+them and would drop the repeat -- as long as its transactions averaged less than one a
+millisecond and the clock did not step back across the reset.
+
 A failing destination's retry state (``outbox_retry``) is persisted too, so that a restart keeps
 its backoff; it is cleared in the commit that acknowledges a delivery.
 """
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -54,8 +63,12 @@ def _row(r: aiosqlite.Row) -> OutboxRow:
 
 
 class OutboxStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock  # wall-clock seconds, the seed of transaction ids
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     async def pending_destinations(self) -> list[str]:
         """Destinations with something to deliver (for recovery at start-up)."""
@@ -70,7 +83,7 @@ class OutboxStore:
         """The transaction to send now: the one in flight if any (same id, same rows), else a
         new one made of up to ``limit`` pending rows. None when there is nothing to send."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
-            return await _claim(conn, destination, limit)
+            return await _claim(conn, destination, limit, self._now_ms())
         return await self.db.write(run)
 
     async def acknowledge(self, destination: str, txn_id: int, next_limit: int = 0
@@ -92,7 +105,9 @@ class OutboxStore:
             )
             # It answered: it is not failing any more.
             await conn.execute("DELETE FROM outbox_retry WHERE destination = ?", (destination,))
-            return await _claim(conn, destination, next_limit) if next_limit else None
+            if not next_limit:
+                return None
+            return await _claim(conn, destination, next_limit, self._now_ms())
         return await self.db.write(run)
 
     async def retry_states(self) -> dict[str, RetryState]:
@@ -118,9 +133,10 @@ class OutboxStore:
         ))
 
 
-async def _claim(conn: aiosqlite.Connection, destination: str, limit: int
+async def _claim(conn: aiosqlite.Connection, destination: str, limit: int, now_ms: int
                  ) -> tuple[int, list[OutboxRow]] | None:
-    """Inside a transaction: the in-flight transaction, or a new one of up to ``limit`` rows."""
+    """Inside a transaction: the in-flight transaction, or a new one of up to ``limit`` rows,
+    numbered ``max(now_ms, next_txn_id)``."""
     await conn.execute(
         "INSERT OR IGNORE INTO outbox_destinations (destination) VALUES (?)", (destination,)
     )
@@ -144,9 +160,10 @@ async def _claim(conn: aiosqlite.Connection, destination: str, limit: int
     if not rows:
         return None
     items = [_row(r) for r in rows]
+    txn_id = max(int(next_txn), now_ms)
     await conn.execute(
         "UPDATE outbox_destinations SET inflight_txn_id = ?, inflight_last_row = ?, "
         "next_txn_id = ? WHERE destination = ?",
-        (next_txn, items[-1].id, next_txn + 1, destination),
+        (txn_id, items[-1].id, txn_id + 1, destination),
     )
-    return int(next_txn), items
+    return txn_id, items

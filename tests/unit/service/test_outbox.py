@@ -1,5 +1,5 @@
 """The durable outbox (store.outbox + service.outbox) on a real SQLite file: retry state that
-survives a restart."""
+survives a restart, transaction ids seeded from the clock."""
 
 import asyncio
 from pathlib import Path
@@ -159,3 +159,78 @@ async def test_retry_now_skips_the_persisted_backoff(tmp_path: Path) -> None:
         await asyncio.wait_for(deliverer.attempted.wait(), 5)
     finally:
         await close(db, sender)
+
+
+# --- transaction ids -----------------------------------------------------------------------------
+
+
+async def test_transaction_ids_start_at_the_clock_and_increase_strictly(db: Database) -> None:
+    clock = Clock()
+    store = OutboxStore(db, clock=clock)
+    await queue(db)
+    first = await store.next_transaction(DEST, 10)
+    assert first is not None
+    assert first[0] == int(T0 * 1000), "the first id is the time in milliseconds"
+    again = await store.next_transaction(DEST, 10)
+    assert again == first, "until acknowledged, the same transaction: same id, same rows"
+
+    await queue(db)
+    second = await store.acknowledge(DEST, first[0], 10)  # same millisecond
+    assert second is not None and second[0] == first[0] + 1
+    await queue(db)
+    clock.now = T0 - 3600  # the clock steps back an hour
+    third = await store.acknowledge(DEST, second[0], 10)
+    assert third is not None and third[0] == second[0] + 1
+    await queue(db)
+    clock.now = T0 + 60
+    fourth = await store.acknowledge(DEST, third[0], 10)
+    assert fourth is not None and fourth[0] == int((T0 + 60) * 1000)
+
+
+async def test_transaction_ids_are_not_reused_after_a_database_reset(tmp_path: Path) -> None:
+    clock = Clock()
+    seen: list[int] = []
+    for run in range(2):  # the second run starts from an empty database, a minute later
+        db = Database(tmp_path / f"db{run}")
+        await db.open()
+        store = OutboxStore(db, clock=clock)
+        for _ in range(5):
+            await queue(db)
+            txn = await store.next_transaction(DEST, 10)
+            assert txn is not None
+            seen.append(txn[0])
+            await store.acknowledge(DEST, txn[0])
+        await db.close()
+        clock.now += 60
+    assert seen == sorted(set(seen)), seen
+
+
+async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    db = Database(tmp_path / "db")
+    await db.open()
+    store = OutboxStore(db, clock=clock)
+    ids = []
+    for _ in range(3):
+        await queue(db)
+        txn = await store.next_transaction(DEST, 10)
+        assert txn is not None
+        ids.append(txn[0])
+        await store.acknowledge(DEST, txn[0])
+    await queue(db)
+    inflight = await store.next_transaction(DEST, 10)
+    await db.close()
+    clock.now = T0 - 10  # restarted with a clock that is behind
+
+    db = Database(tmp_path / "db")
+    await db.open()
+    store = OutboxStore(db, clock=clock)
+    try:
+        assert await store.next_transaction(DEST, 10) == inflight, "the retry keeps its id"
+        assert inflight is not None
+        await queue(db)
+        after = await store.acknowledge(DEST, inflight[0], 10)
+        assert after is not None
+        assert [*ids, inflight[0], after[0]] == list(range(ids[0], ids[0] + 5))
+    finally:
+        await db.close()
