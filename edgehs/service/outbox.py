@@ -22,7 +22,6 @@ from edgehs.store.outbox import OutboxRow, OutboxStore, RetryState
 
 log = logging.getLogger(__name__)
 
-MAX_ROWS_PER_TRANSACTION = 100
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 60.0
 
@@ -134,7 +133,7 @@ class OutboxSender:
         while True:
             if txn is None:
                 pending.clear()
-                txn = await self.store.next_transaction(destination, MAX_ROWS_PER_TRANSACTION)
+                txn = await self.store.next_transaction(destination)
             if txn is None:
                 if not pending.is_set():
                     return  # nothing left: the next wake() starts a new worker
@@ -151,6 +150,6 @@ class OutboxSender:
             self._retry_states.pop(destination, None)
             pending.clear()
             # Acknowledge and claim the next transaction in one commit.
-            txn = await self.store.acknowledge(destination, txn_id, MAX_ROWS_PER_TRANSACTION)
+            txn = await self.store.acknowledge(destination, txn_id, claim_next=True)
             if txn is None and not pending.is_set():
                 return  # nothing left and nothing new: the next wake() starts a new worker

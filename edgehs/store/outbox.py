@@ -2,7 +2,10 @@
 
 A destination's pending rows are delivered as numbered transactions. The rows of the
 transaction in flight are remembered (``inflight_last_row``), so a retry -- after a failure or a
-restart -- resends the same rows under the same transaction id, as the AS API requires.
+restart -- resends the same rows under the same transaction id, as the AS API requires. A
+transaction is the longest run of pending rows, in order, with at most 50 events (PDUs) and 100
+other rows (EDUs: ephemeral, to-device, push payloads), the limits of the federation spec
+(https://spec.matrix.org/v1.19/server-server-api/#transactions).
 
 Transaction ids are seeded from the clock: a new transaction's id is the current time in
 milliseconds, or the destination's last id plus one if that is larger. They increase strictly
@@ -24,6 +27,9 @@ import aiosqlite
 
 from edgehs.store.db import Database
 from edgehs.types import JsonDict
+
+MAX_PDUS = 50  # 'event' rows in one transaction
+MAX_EDUS = 100  # the other rows in one transaction
 
 
 @dataclass(frozen=True)
@@ -78,20 +84,20 @@ class OutboxStore:
         )
         return [r[0] for r in rows]
 
-    async def next_transaction(self, destination: str, limit: int
-                               ) -> tuple[int, list[OutboxRow]] | None:
+    async def next_transaction(self, destination: str, max_pdus: int = MAX_PDUS,
+                               max_edus: int = MAX_EDUS) -> tuple[int, list[OutboxRow]] | None:
         """The transaction to send now: the one in flight if any (same id, same rows), else a
-        new one made of up to ``limit`` pending rows. None when there is nothing to send."""
+        new one of pending rows within the limits. None when there is nothing to send."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
-            return await _claim(conn, destination, limit, self._now_ms())
+            return await _claim(conn, destination, max_pdus, max_edus, self._now_ms())
         return await self.db.write(run)
 
-    async def acknowledge(self, destination: str, txn_id: int, next_limit: int = 0
+    async def acknowledge(self, destination: str, txn_id: int, claim_next: bool = False,
+                          max_pdus: int = MAX_PDUS, max_edus: int = MAX_EDUS
                           ) -> tuple[int, list[OutboxRow]] | None:
         """The destination accepted transaction ``txn_id``: drop its rows and its retry
-        state. With
-        ``next_limit`` the next transaction is claimed in the same commit (one fsync less per
-        transaction) and returned."""
+        state. With ``claim_next`` the next transaction is claimed in the same commit (one
+        fsync less per transaction) and returned."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
             await conn.execute(
                 "DELETE FROM outbox WHERE destination = ? AND id <= (SELECT inflight_last_row "
@@ -105,9 +111,9 @@ class OutboxStore:
             )
             # It answered: it is not failing any more.
             await conn.execute("DELETE FROM outbox_retry WHERE destination = ?", (destination,))
-            if not next_limit:
+            if not claim_next:
                 return None
-            return await _claim(conn, destination, next_limit, self._now_ms())
+            return await _claim(conn, destination, max_pdus, max_edus, self._now_ms())
         return await self.db.write(run)
 
     async def retry_states(self) -> dict[str, RetryState]:
@@ -133,9 +139,23 @@ class OutboxStore:
         ))
 
 
-async def _claim(conn: aiosqlite.Connection, destination: str, limit: int, now_ms: int
-                 ) -> tuple[int, list[OutboxRow]] | None:
-    """Inside a transaction: the in-flight transaction, or a new one of up to ``limit`` rows,
+def _within_limits(rows: list[OutboxRow], max_pdus: int, max_edus: int) -> list[OutboxRow]:
+    """The longest prefix of ``rows`` with at most ``max_pdus`` events and ``max_edus`` other
+    rows. A prefix, so that rows go out in order and a transaction is "every row up to an id"."""
+    pdus = edus = 0
+    for n, row in enumerate(rows):
+        if row.kind == "event":
+            pdus += 1
+        else:
+            edus += 1
+        if pdus > max_pdus or edus > max_edus:
+            return rows[:n]
+    return rows
+
+
+async def _claim(conn: aiosqlite.Connection, destination: str, max_pdus: int, max_edus: int,
+                 now_ms: int) -> tuple[int, list[OutboxRow]] | None:
+    """Inside a transaction: the in-flight transaction, or a new one within the limits,
     numbered ``max(now_ms, next_txn_id)``."""
     await conn.execute(
         "INSERT OR IGNORE INTO outbox_destinations (destination) VALUES (?)", (destination,)
@@ -155,11 +175,11 @@ async def _claim(conn: aiosqlite.Connection, destination: str, limit: int, now_m
         return int(inflight), [_row(r) for r in rows]
     rows = await conn.execute_fetchall(
         "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
-        "ORDER BY id LIMIT ?", (destination, limit),
+        "ORDER BY id LIMIT ?", (destination, max_pdus + max_edus),
     )
-    if not rows:
+    items = _within_limits([_row(r) for r in rows], max_pdus, max_edus)
+    if not items:
         return None
-    items = [_row(r) for r in rows]
     txn_id = max(int(next_txn), now_ms)
     await conn.execute(
         "UPDATE outbox_destinations SET inflight_txn_id = ?, inflight_last_row = ?, "

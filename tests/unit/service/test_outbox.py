@@ -1,5 +1,5 @@
 """The durable outbox (store.outbox + service.outbox) on a real SQLite file: retry state that
-survives a restart, transaction ids seeded from the clock."""
+survives a restart, transaction ids seeded from the clock, the spec's limits per transaction."""
 
 import asyncio
 from pathlib import Path
@@ -8,7 +8,15 @@ import aiosqlite
 
 from edgehs.service.outbox import DeliveryFailed, OutboxSender
 from edgehs.store.db import Database
-from edgehs.store.outbox import OutboxRow, OutboxStore, RetryState, enqueue_payload
+from edgehs.store.outbox import (
+    MAX_EDUS,
+    MAX_PDUS,
+    OutboxRow,
+    OutboxStore,
+    RetryState,
+    enqueue_event,
+    enqueue_payload,
+)
 
 DEST = "as:bridge"
 T0 = 1_800_000_000.0  # the fake wall clock's start, in seconds
@@ -168,22 +176,22 @@ async def test_transaction_ids_start_at_the_clock_and_increase_strictly(db: Data
     clock = Clock()
     store = OutboxStore(db, clock=clock)
     await queue(db)
-    first = await store.next_transaction(DEST, 10)
+    first = await store.next_transaction(DEST)
     assert first is not None
     assert first[0] == int(T0 * 1000), "the first id is the time in milliseconds"
-    again = await store.next_transaction(DEST, 10)
+    again = await store.next_transaction(DEST)
     assert again == first, "until acknowledged, the same transaction: same id, same rows"
 
     await queue(db)
-    second = await store.acknowledge(DEST, first[0], 10)  # same millisecond
+    second = await store.acknowledge(DEST, first[0], claim_next=True)  # same millisecond
     assert second is not None and second[0] == first[0] + 1
     await queue(db)
     clock.now = T0 - 3600  # the clock steps back an hour
-    third = await store.acknowledge(DEST, second[0], 10)
+    third = await store.acknowledge(DEST, second[0], claim_next=True)
     assert third is not None and third[0] == second[0] + 1
     await queue(db)
     clock.now = T0 + 60
-    fourth = await store.acknowledge(DEST, third[0], 10)
+    fourth = await store.acknowledge(DEST, third[0], claim_next=True)
     assert fourth is not None and fourth[0] == int((T0 + 60) * 1000)
 
 
@@ -196,7 +204,7 @@ async def test_transaction_ids_are_not_reused_after_a_database_reset(tmp_path: P
         store = OutboxStore(db, clock=clock)
         for _ in range(5):
             await queue(db)
-            txn = await store.next_transaction(DEST, 10)
+            txn = await store.next_transaction(DEST)
             assert txn is not None
             seen.append(txn[0])
             await store.acknowledge(DEST, txn[0])
@@ -213,12 +221,12 @@ async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
     ids = []
     for _ in range(3):
         await queue(db)
-        txn = await store.next_transaction(DEST, 10)
+        txn = await store.next_transaction(DEST)
         assert txn is not None
         ids.append(txn[0])
         await store.acknowledge(DEST, txn[0])
     await queue(db)
-    inflight = await store.next_transaction(DEST, 10)
+    inflight = await store.next_transaction(DEST)
     await db.close()
     clock.now = T0 - 10  # restarted with a clock that is behind
 
@@ -226,11 +234,58 @@ async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
     await db.open()
     store = OutboxStore(db, clock=clock)
     try:
-        assert await store.next_transaction(DEST, 10) == inflight, "the retry keeps its id"
+        assert await store.next_transaction(DEST) == inflight, "the retry keeps its id"
         assert inflight is not None
         await queue(db)
-        after = await store.acknowledge(DEST, inflight[0], 10)
+        after = await store.acknowledge(DEST, inflight[0], claim_next=True)
         assert after is not None
         assert [*ids, inflight[0], after[0]] == list(range(ids[0], ids[0] + 5))
     finally:
         await db.close()
+
+
+# --- limits --------------------------------------------------------------------------------------
+
+
+async def queue_events(db: Database, n: int) -> None:
+    async def run(conn: aiosqlite.Connection) -> None:
+        for i in range(n):
+            await enqueue_event(conn, [DEST], f"$e{i}")
+    await db.write(run)
+
+
+def kinds(rows: list[OutboxRow]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for row in rows:
+        out[row.kind] = out.get(row.kind, 0) + 1
+    return out
+
+
+async def test_a_transaction_carries_at_most_50_pdus_and_100_edus(db: Database) -> None:
+    """https://spec.matrix.org/v1.19/server-server-api/#transactions"""
+    assert (MAX_PDUS, MAX_EDUS) == (50, 100)
+    store = OutboxStore(db)
+    await queue_events(db, 60)
+    await queue(db, 10)
+
+    async def to_device(conn: aiosqlite.Connection) -> None:
+        for i in range(120):
+            await enqueue_payload(conn, DEST, "to_device", {"type": "m.x", "n": i})
+    await db.write(to_device)
+    await queue_events(db, 5)
+    all_ids = [r[0] for r in await db.fetchall("SELECT id FROM outbox ORDER BY id")]
+
+    sent: list[OutboxRow] = []
+    shapes = []
+    txn = await store.next_transaction(DEST)
+    while txn is not None:
+        shapes.append(kinds(txn[1]))
+        sent += txn[1]
+        txn = await store.acknowledge(DEST, txn[0], claim_next=True)
+    assert shapes == [
+        {"event": 50},  # the 51st event would be one PDU too many
+        {"event": 10, "ephemeral": 10, "to_device": 90},  # 100 EDUs
+        {"to_device": 30, "event": 5},
+    ]
+    assert [r.id for r in sent] == all_ids, "every row once, in order"
+    assert await store.count_pending(DEST) == 0
