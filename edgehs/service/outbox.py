@@ -112,11 +112,12 @@ class OutboxSender:
         return backoff_ms / 1000
 
     async def _wait_for_next_attempt(self, destination: str) -> None:
-        """Sleep until the destination's next attempt time, or until retry_now()."""
+        """Sleep until the destination's next attempt time, or until retry_now(). Never longer
+        than the longest backoff, even if the wall clock stepped back since that time was set."""
         state = self._retry_states.get(destination)
         if state is None:
             return
-        delay = state.next_attempt_ts / 1000 - self.clock()
+        delay = min(self.max_retry_s, state.next_attempt_ts / 1000 - self.clock())
         if delay <= 0:
             return
         retry = self._retry.setdefault(destination, asyncio.Event())

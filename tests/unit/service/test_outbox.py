@@ -289,3 +289,19 @@ async def test_a_transaction_carries_at_most_50_pdus_and_100_edus(db: Database) 
     ]
     assert [r.id for r in sent] == all_ids, "every row once, in order"
     assert await store.count_pending(DEST) == 0
+
+
+async def test_a_clock_that_stepped_back_never_stretches_the_wait(tmp_path: Path) -> None:
+    clock = Clock()
+    await fail_once(tmp_path / "db", clock)  # next attempt at T0 + 100 s
+    clock.now = T0 - 86_400  # restarted with the clock a day behind
+    deliverer = Recorder(failing=False)
+    db = Database(tmp_path / "db")
+    await db.open()
+    sender = OutboxSender(OutboxStore(db), first_retry_s=100.0, max_retry_s=0.2, clock=clock)
+    sender.register("as", deliverer)
+    await sender.start()
+    try:
+        await asyncio.wait_for(deliverer.attempted.wait(), 5)  # after max_retry_s, not a day
+    finally:
+        await close(db, sender)
