@@ -2,16 +2,34 @@
 
 A destination's pending rows are delivered as numbered transactions. The rows of the
 transaction in flight are remembered (``inflight_last_row``), so a retry -- after a failure or a
-restart -- resends the same rows under the same transaction id, as the AS API requires.
+restart -- resends the same rows under the same transaction id, as the AS API requires. A
+transaction is the longest run of pending rows, in order, with at most 50 events (PDUs) and 100
+other rows (EDUs: ephemeral, to-device, push payloads), the limits of the federation spec
+(https://spec.matrix.org/v1.19/server-server-api/#transactions).
+
+Transaction ids are seeded from the clock: a new transaction's id is the current time in
+milliseconds, or the destination's last id plus one if that is larger. They increase strictly
+per destination (also when the clock steps back), and a database that starts over (reset,
+restored from a backup) does not reuse ids a destination has already seen -- receivers dedupe on
+them and would drop the repeat -- as long as its transactions averaged less than one a
+millisecond and the clock did not step back across the reset.
+
+A failing destination's retry state (``outbox_retry``) is persisted too, so that a restart keeps
+its backoff; it is cleared in the commit that acknowledges a delivery.
 """
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosqlite
 
 from edgehs.store.db import Database
 from edgehs.types import JsonDict
+
+MAX_PDUS = 50  # 'event' rows in one transaction
+MAX_EDUS = 100  # the other rows in one transaction
 
 
 @dataclass(frozen=True)
@@ -20,6 +38,14 @@ class OutboxRow:
     kind: str  # 'event', 'ephemeral', 'to_device'
     event_id: str | None
     payload: JsonDict | None
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """A failing destination: since when, when to try next, and the current backoff (ms)."""
+    failing_since_ts: int
+    next_attempt_ts: int
+    backoff_ms: int
 
 
 async def enqueue_event(conn: aiosqlite.Connection, destinations: list[str], event_id: str) -> None:
@@ -43,8 +69,12 @@ def _row(r: aiosqlite.Row) -> OutboxRow:
 
 
 class OutboxStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock  # wall-clock seconds, the seed of transaction ids
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     async def pending_destinations(self) -> list[str]:
         """Destinations with something to deliver (for recovery at start-up)."""
@@ -54,19 +84,20 @@ class OutboxStore:
         )
         return [r[0] for r in rows]
 
-    async def next_transaction(self, destination: str, limit: int
-                               ) -> tuple[int, list[OutboxRow]] | None:
+    async def next_transaction(self, destination: str, max_pdus: int = MAX_PDUS,
+                               max_edus: int = MAX_EDUS) -> tuple[int, list[OutboxRow]] | None:
         """The transaction to send now: the one in flight if any (same id, same rows), else a
-        new one made of up to ``limit`` pending rows. None when there is nothing to send."""
+        new one of pending rows within the limits. None when there is nothing to send."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
-            return await _claim(conn, destination, limit)
+            return await _claim(conn, destination, max_pdus, max_edus, self._now_ms())
         return await self.db.write(run)
 
-    async def acknowledge(self, destination: str, txn_id: int, next_limit: int = 0
+    async def acknowledge(self, destination: str, txn_id: int, claim_next: bool = False,
+                          max_pdus: int = MAX_PDUS, max_edus: int = MAX_EDUS
                           ) -> tuple[int, list[OutboxRow]] | None:
-        """The destination accepted transaction ``txn_id``: drop its rows. With
-        ``next_limit`` the next transaction is claimed in the same commit (one fsync less per
-        transaction) and returned."""
+        """The destination accepted transaction ``txn_id``: drop its rows and its retry
+        state. With ``claim_next`` the next transaction is claimed in the same commit (one
+        fsync less per transaction) and returned."""
         async def run(conn: aiosqlite.Connection) -> tuple[int, list[OutboxRow]] | None:
             await conn.execute(
                 "DELETE FROM outbox WHERE destination = ? AND id <= (SELECT inflight_last_row "
@@ -78,8 +109,29 @@ class OutboxStore:
                 "WHERE destination = ? AND inflight_txn_id = ?",
                 (destination, txn_id),
             )
-            return await _claim(conn, destination, next_limit) if next_limit else None
+            # It answered: it is not failing any more.
+            await conn.execute("DELETE FROM outbox_retry WHERE destination = ?", (destination,))
+            if not claim_next:
+                return None
+            return await _claim(conn, destination, max_pdus, max_edus, self._now_ms())
         return await self.db.write(run)
+
+    async def retry_states(self) -> dict[str, RetryState]:
+        """Every failing destination's retry state (read at start-up)."""
+        rows = await self.db.fetchall(
+            "SELECT destination, failing_since_ts, next_attempt_ts, backoff_ms FROM outbox_retry"
+        )
+        return {r[0]: RetryState(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    async def set_retry_state(self, destination: str, state: RetryState) -> None:
+        """A delivery failed: remember when to try again, across restarts."""
+        async def run(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT OR REPLACE INTO outbox_retry (destination, failing_since_ts, "
+                "next_attempt_ts, backoff_ms) VALUES (?, ?, ?, ?)",
+                (destination, state.failing_since_ts, state.next_attempt_ts, state.backoff_ms),
+            )
+        await self.db.write(run)
 
     async def count_pending(self, destination: str) -> int:
         return int(await self.db.fetchval(
@@ -87,9 +139,24 @@ class OutboxStore:
         ))
 
 
-async def _claim(conn: aiosqlite.Connection, destination: str, limit: int
-                 ) -> tuple[int, list[OutboxRow]] | None:
-    """Inside a transaction: the in-flight transaction, or a new one of up to ``limit`` rows."""
+def _within_limits(rows: list[OutboxRow], max_pdus: int, max_edus: int) -> list[OutboxRow]:
+    """The longest prefix of ``rows`` with at most ``max_pdus`` events and ``max_edus`` other
+    rows. A prefix, so that rows go out in order and a transaction is "every row up to an id"."""
+    pdus = edus = 0
+    for n, row in enumerate(rows):
+        if row.kind == "event":
+            pdus += 1
+        else:
+            edus += 1
+        if pdus > max_pdus or edus > max_edus:
+            return rows[:n]
+    return rows
+
+
+async def _claim(conn: aiosqlite.Connection, destination: str, max_pdus: int, max_edus: int,
+                 now_ms: int) -> tuple[int, list[OutboxRow]] | None:
+    """Inside a transaction: the in-flight transaction, or a new one within the limits,
+    numbered ``max(now_ms, next_txn_id)``."""
     await conn.execute(
         "INSERT OR IGNORE INTO outbox_destinations (destination) VALUES (?)", (destination,)
     )
@@ -108,14 +175,15 @@ async def _claim(conn: aiosqlite.Connection, destination: str, limit: int
         return int(inflight), [_row(r) for r in rows]
     rows = await conn.execute_fetchall(
         "SELECT id, kind, event_id, payload FROM outbox WHERE destination = ? "
-        "ORDER BY id LIMIT ?", (destination, limit),
+        "ORDER BY id LIMIT ?", (destination, max_pdus + max_edus),
     )
-    if not rows:
+    items = _within_limits([_row(r) for r in rows], max_pdus, max_edus)
+    if not items:
         return None
-    items = [_row(r) for r in rows]
+    txn_id = max(int(next_txn), now_ms)
     await conn.execute(
         "UPDATE outbox_destinations SET inflight_txn_id = ?, inflight_last_row = ?, "
         "next_txn_id = ? WHERE destination = ?",
-        (next_txn, items[-1].id, next_txn + 1, destination),
+        (txn_id, items[-1].id, txn_id + 1, destination),
     )
-    return int(next_txn), items
+    return txn_id, items

@@ -12,7 +12,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_destination ON outbox (destination, id);
 
 -- Per destination: the transaction being delivered, retried with the same id and the same
--- rows until acknowledged. (Backoff lives in memory: a failing destination costs no writes.)
+-- rows until acknowledged. (Retry state and backoff: the outbox_retry table.)
 CREATE TABLE outbox_destinations (
     destination TEXT PRIMARY KEY,
     next_txn_id INTEGER NOT NULL DEFAULT 1,
