@@ -132,15 +132,18 @@ class MemberStore:
         cached = self._cache.get((room_id, user_id))
         if cached is not None:
             return cached
+        writes = self._writes
         row = await self.db.fetchone(
             "SELECT membership, event_id FROM room_memberships WHERE room_id = ? AND user_id = ?",
             (room_id, user_id),
         )
         if row is None:
             return None
-        if len(self._cache) > 20000:
-            self._cache.clear()
-        self._cache[(room_id, user_id)] = (row[0], row[1])
+        # A membership noted while the row was read is newer than the row: keep that one.
+        if writes == self._writes:
+            if len(self._cache) > 20000:
+                self._cache.clear()
+            self._cache[(room_id, user_id)] = (row[0], row[1])
         return (row[0], row[1])
 
     def note_membership(self, room_id: str, user_id: str, membership: str, event_id: str) -> None:

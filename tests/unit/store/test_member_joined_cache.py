@@ -62,3 +62,25 @@ async def test_a_load_that_races_with_a_change_is_not_kept(db: Database) -> None
     assert await members.get_joined(ROOM) == {"@a:test.local"}
     members.get_members = real  # type: ignore[method-assign]
     assert await members.get_joined(ROOM) == {"@a:test.local", "@late:test.local"}
+
+
+async def test_a_membership_read_that_races_with_a_change_is_not_kept(db: Database) -> None:
+    """get_membership must not cache the row it read when a newer membership was noted while
+    it waited for the database (a leave cached as a join would let a departed user act)."""
+    members = MemberStore(db)
+    user = "@a:test.local"
+    await set_membership(db, members, user, "join")
+    members._cache.clear()  # a cold cache: the next read goes to the database
+    real = db.fetchone
+
+    async def slow_fetchone(sql: str, params: object = ()) -> object:
+        row = await real(sql, params)  # reads the join...
+        await set_membership(db, members, user, "leave")  # ...then a leave commits
+        return row
+
+    db.fetchone = slow_fetchone  # type: ignore[method-assign]
+    try:
+        assert await members.get_membership(ROOM, user) == ("join", f"${user}-join")
+    finally:
+        db.fetchone = real  # type: ignore[method-assign]
+    assert await members.get_membership(ROOM, user) == ("leave", f"${user}-leave")
