@@ -6,6 +6,7 @@ conftest.py, so ``import conftest`` gives whichever one pytest imported last.
 """
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,13 @@ def make_config(data_dir: Path, **overrides: Any) -> Config:
     raw.update(overrides)
     path.write_text(yaml.safe_dump(raw))
     return load_config(path)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -8,7 +8,6 @@ built on it are in tests/integration/conftest.py.
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import aiohttp
 import nio
 import pytest
 import yaml
+from support import free_port
 
 SERVER_NAME = "test.local"
 PASSWORD = "correct horse battery staple"
@@ -31,12 +31,6 @@ NIO_CONFIG = nio.AsyncClientConfig(
     max_timeout_retry_wait_time=1,
     request_timeout=30,
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def edgehs_command(*args: str) -> list[str]:

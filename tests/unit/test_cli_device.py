@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from support import V3, make_config
+from support import V3, free_port, make_config
 
 from edgehs.app import init_app
 from edgehs.cli import main
@@ -24,12 +24,6 @@ from edgehs.store.writer_lock import DataDirLock
 
 Client = Callable[..., Awaitable[TestClient]]
 CURL_RE = re.compile(r"""^curl -XPOST -d (?P<body>'[^']*') "(?P<url>http://[^"]+)"$""")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

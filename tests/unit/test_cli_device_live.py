@@ -8,41 +8,17 @@ tests/integration/test_device_add_live.py does the same against an edgehs proces
 
 import asyncio
 import re
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from support import V3, make_config
+from aiohttp.test_utils import TestClient
+from support import V3
 
 from edgehs.api.keys import HS_KEY
-from edgehs.app import init_app
 from edgehs.cli import main
 from edgehs.config import Config
 
 TOKEN_RE = re.compile(r"access_token=([A-Za-z0-9_\-]+)\"")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def live_config(tmp_path: Path) -> Config:
-    return make_config(tmp_path / "data", listen=f"127.0.0.1:{free_port()}")
-
-
-@pytest.fixture
-async def running(live_config: Config) -> AsyncIterator[TestClient]:
-    """edgehs serving on the config's listen address, and a client for it."""
-    server = TestServer(init_app(live_config), host="127.0.0.1", port=live_config.listen_port)
-    client = TestClient(server)
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def device_add(capsys: pytest.CaptureFixture[str], config: Config, *argv: str
@@ -61,9 +37,9 @@ def token_of(out: str) -> str:
 
 
 async def test_device_add_goes_through_the_running_server(
-    running: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
+    live_server: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server = running.app[HS_KEY]
+    server = live_server.app[HS_KEY]
     await server.users.register("alice", "pw")
     code, out, err = await device_add(capsys, live_config, "greenhouse", "--owner", "alice")
     assert code == 0, err
@@ -71,7 +47,7 @@ async def test_device_add_goes_through_the_running_server(
     first = token_of(out)
     # The room was made by the running server itself (its stream positions, its caches).
     assert await server.room_store.get_alias("#greenhouse:test.local") is not None
-    whoami = await running.get(f"{V3}/account/whoami",
+    whoami = await live_server.get(f"{V3}/account/whoami",
                                headers={"Authorization": f"Bearer {first}"})
     assert (await whoami.json())["user_id"] == "@device_greenhouse:test.local"
 
@@ -79,15 +55,15 @@ async def test_device_add_goes_through_the_running_server(
     assert code == 0, err
     second = token_of(out)
     assert second != first
-    resp = await running.get(f"{V3}/account/whoami",
+    resp = await live_server.get(f"{V3}/account/whoami",
                              headers={"Authorization": f"Bearer {first}"})
     assert (resp.status, (await resp.json())["errcode"]) == (401, "M_UNKNOWN_TOKEN")
 
 
 async def test_admin_token_instead_of_the_secret_file(
-    running: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
+    live_server: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server = running.app[HS_KEY]
+    server = live_server.app[HS_KEY]
     root = await server.users.register("root", "pw", admin=True)
     admin_token, _ = await server.users.login(root, None, None)
     alice = await server.users.register("alice", "pw")
@@ -106,7 +82,7 @@ async def test_admin_token_instead_of_the_secret_file(
 
 
 async def test_errors_of_the_running_server_are_printed(
-    running: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
+    live_server: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, _, err = await device_add(capsys, live_config, "Bad Name")
     assert code == 1 and "(M_INVALID_USERNAME)" in err
@@ -117,7 +93,7 @@ async def test_errors_of_the_running_server_are_printed(
 
 
 async def test_a_secret_the_command_may_not_read(
-    running: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
+    live_server: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # (The tests run as root, who reads any file: the permission error is simulated.)
@@ -127,4 +103,4 @@ async def test_a_secret_the_command_may_not_read(
     monkeypatch.setattr("edgehs.api.admin.read_secret", refuse)
     code, _, err = await device_add(capsys, live_config, "x")
     assert code == 1 and "permission denied" in err and "sudo -u edgehs" in err
-    assert await running.app[HS_KEY].user_store.get_user("@device_x:test.local") is None
+    assert await live_server.app[HS_KEY].user_store.get_user("@device_x:test.local") is None

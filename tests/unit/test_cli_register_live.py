@@ -7,39 +7,14 @@ tests/integration/test_one_writer.py does the same against an edgehs process.
 """
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from support import V3, make_config
+from aiohttp.test_utils import TestClient
+from support import V3
 
 from edgehs.api.keys import HS_KEY
-from edgehs.app import init_app
 from edgehs.cli import main
 from edgehs.config import Config
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def live_config(tmp_path: Path) -> Config:
-    return make_config(tmp_path / "data", listen=f"127.0.0.1:{free_port()}")
-
-
-@pytest.fixture
-async def running(live_config: Config) -> AsyncIterator[TestClient]:
-    """edgehs serving on the config's listen address (holding the data dir's lock)."""
-    server = TestServer(init_app(live_config), host="127.0.0.1", port=live_config.listen_port)
-    client = TestClient(server)
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def register_user(capsys: pytest.CaptureFixture[str], config: Config, *argv: str
@@ -52,12 +27,12 @@ async def register_user(capsys: pytest.CaptureFixture[str], config: Config, *arg
 
 
 async def test_register_user_goes_through_the_running_server(
-    running: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
+    live_server: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, err = await register_user(capsys, live_config, "alice", "--password", "pw-a")
     assert code == 0, err
     assert "Registered @alice:test.local (by the running edgehs)" in out
-    resp = await running.post(f"{V3}/login", json={
+    resp = await live_server.post(f"{V3}/login", json={
         "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
         "password": "pw-a"})
     assert resp.status == 200, await resp.text()
@@ -71,14 +46,14 @@ async def test_register_user_goes_through_the_running_server(
     code, _, err = await register_user(capsys, live_config, "root", "--password", "pw",
                                        "--admin")
     assert code == 0, err
-    root = await running.app[HS_KEY].user_store.get_user("@root:test.local")
+    root = await live_server.app[HS_KEY].user_store.get_user("@root:test.local")
     assert root is not None and root.get("admin")
 
 
 async def test_register_user_with_an_admin_token(
-    running: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
+    live_server: TestClient, live_config: Config, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server = running.app[HS_KEY]
+    server = live_server.app[HS_KEY]
     root = await server.users.register("root", "pw", admin=True)
     admin_token, _ = await server.users.login(root, None, None)
     (live_config.data_dir / "admin.secret").unlink()  # only the token can work now
