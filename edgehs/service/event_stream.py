@@ -24,7 +24,12 @@ from dataclasses import replace
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
-from edgehs.service.initial_sync import format_v1, legacy_presence, receipt_event
+from edgehs.service.initial_sync import (
+    current_token,
+    format_v1,
+    legacy_presence,
+    receipt_event,
+)
 from edgehs.service.notifier import Notifier
 from edgehs.service.presence import PresenceService
 from edgehs.service.sync import SyncToken
@@ -54,8 +59,7 @@ class EventStreamService:
         self.presence: PresenceService | None = None  # set by the wiring
 
     def now(self) -> SyncToken:
-        presence = self.presence.serial if self.presence is not None else 0
-        return SyncToken(self.notifier.position, self.notifier.typing_serial, 0, presence)
+        return current_token(self.notifier, self.presence)
 
     async def get_events(self, user_id: str, device_id: str | None, *, is_guest: bool,
                          since: SyncToken | None, timeout_ms: int, room_id: str | None,

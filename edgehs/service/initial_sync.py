@@ -75,6 +75,13 @@ def receipt_event(room_id: str, user_id: str, rows: list[ReceiptRow]) -> JsonDic
     return {"type": "m.receipt", "room_id": room_id, "content": content}
 
 
+def current_token(notifier: Notifier, presence: PresenceService | None) -> SyncToken:
+    """The token of "now" for the legacy APIs: the stream, typing and presence positions (they
+    acknowledge no to-device message)."""
+    serial = presence.serial if presence is not None else 0
+    return SyncToken(notifier.position, notifier.typing_serial, 0, serial)
+
+
 class InitialSyncService:
     def __init__(self, events: EventStore, state: StateStore, members: MemberStore,
                  rooms: RoomStore, account_data: AccountDataStore, receipts: ReceiptStore,
@@ -92,8 +99,7 @@ class InitialSyncService:
         self.presence: PresenceService | None = None  # set by the wiring
 
     def now(self) -> SyncToken:
-        presence = self.presence.serial if self.presence is not None else 0
-        return SyncToken(self.notifier.position, self.notifier.typing_serial, 0, presence)
+        return current_token(self.notifier, self.presence)
 
     # --- GET /initialSync ------------------------------------------------------------------
 
