@@ -4,11 +4,14 @@ https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidme
 https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidcontexteventid
 https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidrelationseventid
 
-Pagination tokens are /sync tokens (``s{position}_{typing}``, :class:`SyncToken`), so that a
-/sync ``prev_batch`` or ``next_batch`` works as ``from`` here. A token stands *between* events:
-position ``p`` lies after every event with ``stream_ordering <= p`` and before the others.
-Paginating backwards from ``p`` returns events ``<= p`` newest first; forwards, events ``> p``
-oldest first.
+History follows the room's topological order, the key (depth, stream position)
+(``store/events.py``): backfilled events take their place by depth. The tokens returned are
+topological (``t{depth}-{stream}``, :class:`TopoToken`); a /sync token (``s...``, a /sync
+``prev_batch`` or ``next_batch``) is accepted as ``from``/``to`` too, and stands where the
+topologically last event learned by its position stands. A token stands *between* events: key
+``k`` lies after every event with key ``<= k`` and before the others. Paginating backwards from
+``k`` returns events ``<= k`` newest first; forwards, events ``> k`` oldest first. Tokens are
+data (keys of stored events), so they stay valid across restarts.
 """
 
 from dataclasses import dataclass, field
@@ -19,8 +22,16 @@ from edgehs.service.client_events import ClientEventFormatter
 from edgehs.service.filters import EventFilter
 from edgehs.service.notifier import Notifier
 from edgehs.service.sync import SyncToken
+from edgehs.service.sync_token import TopoToken
 from edgehs.service.visibility import Visibility
-from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.events import (
+    TOPO_BOTTOM,
+    TOPO_TOP,
+    EventStore,
+    StoredEvent,
+    TopoKey,
+    just_before,
+)
 from edgehs.store.state import StateStore
 from edgehs.types import JsonDict, StateMap
 
@@ -89,10 +100,17 @@ class RoomEventFilter:
 
 @dataclass(frozen=True)
 class Page:
-    """Matching events in paging order, and the position to continue from (None: no more)."""
+    """Matching events in paging order, and the key to continue from (None: no more)."""
 
     events: list[StoredEvent]
-    next_position: int | None
+    next_key: TopoKey | None
+
+
+RoomToken = SyncToken | TopoToken
+
+
+def token(key: TopoKey) -> str:
+    return str(TopoToken(*key))
 
 
 class MessagesService:
@@ -109,50 +127,62 @@ class MessagesService:
     def now(self) -> SyncToken:
         return SyncToken(self.notifier.position, self.notifier.typing_serial)
 
-    async def scan(self, room_id: str, *, lower: int, upper: int, backwards: bool, limit: int,
-                   flt: RoomEventFilter, user_id: str | None = None) -> Page:
-        """Up to ``limit`` events with ``lower < stream_ordering <= upper`` that ``flt``
+    async def key_of(self, room_id: str, tok: RoomToken) -> TopoKey:
+        """Where a token stands in the room's topological order."""
+        if isinstance(tok, TopoToken):
+            return tok.key
+        return await self.events.topo_key_at(room_id, tok.position) or TOPO_BOTTOM
+
+    async def newest_key(self, room_id: str) -> TopoKey:
+        """The place of the topologically last event the notifier has announced."""
+        return await self.events.topo_key_at(room_id, self.notifier.position) or TOPO_BOTTOM
+
+    async def scan(self, room_id: str, *, lower: TopoKey, upper: TopoKey, backwards: bool,
+                   limit: int, flt: RoomEventFilter, user_id: str | None = None) -> Page:
+        """Up to ``limit`` events with ``lower < (depth, stream) <= upper`` that ``flt``
         allows (and, given ``user_id``, that the user may see), newest first when
-        ``backwards``. Invisible stretches of the room are skipped; no ``next_position``
-        once the visible history is exhausted."""
+        ``backwards``. Invisible stretches of the room are skipped; no ``next_key`` once the
+        visible history is exhausted."""
         if lower >= upper:
             return Page([], None)
         facts = None
         spans = [(lower, upper)]
         if user_id is not None:
             facts = await self.visibility.facts(room_id, user_id)
-            spans = [(max(lo, lower), min(hi, upper)) for lo, hi in facts.ranges()
+            spans = [(max(lo, lower), min(hi, upper)) for lo, hi in facts.topo_ranges()
                      if max(lo, lower) < min(hi, upper)]
         if backwards:
             spans.reverse()
         cache = {room_id: facts} if facts is not None else None
         found: list[StoredEvent] = []
         scanned = 0
+        announced = self.notifier.position
         for span_lower, span_upper in spans:
             after, before = span_lower, span_upper
             while True:
                 want = limit + 1 - len(found)
-                batch = await self.events.get_room_events(
-                    room_id, after=after, before=before, limit=want, backwards=backwards,
-                    types=flt.events.sql_types(), not_types=flt.sql_not_types(),
-                    senders=flt.events.senders,
+                batch = await self.events.get_room_events_topo(
+                    room_id, after=after, upto=before, limit=want, backwards=backwards,
+                    max_stream=announced, types=flt.events.sql_types(),
+                    not_types=flt.sql_not_types(), senders=flt.events.senders,
                 )
                 matching = [ev for ev in batch if flt.allows(ev)]
                 if user_id is not None and cache is not None:
                     matching = await self.visibility.filter_events(user_id, matching, cache)
                 for ev in matching:
                     if len(found) == limit:  # one more match exists: stop before it
-                        last = (found[-1].stream_ordering if found
-                                else (upper + 1 if backwards else lower))
-                        return Page(found, last - 1 if backwards else last)
+                        if not found:
+                            return Page(found, upper if backwards else lower)
+                        last = found[-1].topo
+                        return Page(found, just_before(last) if backwards else last)
                     found.append(ev)
                 if len(batch) < want:
                     break
                 scanned += len(batch)
                 if backwards:
-                    before = batch[-1].stream_ordering - 1
+                    before = just_before(batch[-1].topo)
                 else:
-                    after = batch[-1].stream_ordering
+                    after = batch[-1].topo
                 if scanned >= MAX_SCAN:
                     return Page(found, before if backwards else after)
         return Page(found, None)
@@ -160,37 +190,38 @@ class MessagesService:
     # --- /messages ---------------------------------------------------------------------------
 
     async def messages(
-        self, room_id: str, user_id: str, *, from_token: SyncToken | None,
-        to_token: SyncToken | None, backwards: bool, limit: int, flt: RoomEventFilter,
+        self, room_id: str, user_id: str, *, from_token: RoomToken | None,
+        to_token: RoomToken | None, backwards: bool, limit: int, flt: RoomEventFilter,
     ) -> JsonDict:
-        """The /messages response body (``start`` is filled in by the caller when it has the
+        """The /messages response body (``start`` is replaced by the caller when it has the
         client's own ``from`` string)."""
-        until = await self.visibility.require_readable(room_id, user_id)
-        now = self.now()
-        if from_token is None:
-            from_token = now if backwards else SyncToken(0, now.typing)
-        newest = min(until, now.position)
-        if backwards:
-            lower = to_token.position if to_token else 0
-            upper = min(from_token.position, newest)
+        _, until = await self.visibility.require_readable_bound(room_id, user_id)
+        newest = await self.newest_key(room_id)
+        if from_token is not None:
+            start = await self.key_of(room_id, from_token)
         else:
-            lower = from_token.position
-            upper = min(to_token.position, newest) if to_token else newest
+            start = newest if backwards else TOPO_BOTTOM
+        end = None if to_token is None else await self.key_of(room_id, to_token)
+        top = min(until, newest)
+        if backwards:
+            lower, upper = end or TOPO_BOTTOM, min(start, top)
+        else:
+            lower, upper = start, min(end, top) if end is not None else top
         page = Page([], None)
         if flt.room_allowed(room_id):
-            page = await self.scan(room_id, lower=max(lower, 0), upper=upper,
-                                   backwards=backwards, limit=limit, flt=flt, user_id=user_id)
+            page = await self.scan(room_id, lower=lower, upper=upper, backwards=backwards,
+                                   limit=limit, flt=flt, user_id=user_id)
         body: JsonDict = {
             "chunk": await self.formatter.format(page.events, user_id),
-            "start": str(from_token),
+            "start": token(start),
         }
-        if page.next_position is not None:
-            body["end"] = str(SyncToken(page.next_position, from_token.typing))
-        elif not backwards and to_token is None and until >= now.position:
+        if page.next_key is not None:
+            body["end"] = token(page.next_key)
+        elif not backwards and end is None and until == TOPO_TOP:
             # Forwards to the live edge: the timeline goes on, so the client gets the token
             # to continue from when more events come (the spec omits `end` only at the start
             # of the timeline or where the user may see no more).
-            body["end"] = str(SyncToken(upper, from_token.typing))
+            body["end"] = token(max(upper, lower))
         if flt.lazy_load_members:
             body["state"] = await self._member_state(page.events, user_id)
         return body
@@ -199,7 +230,7 @@ class MessagesService:
         """The member events of the chunk's senders, as of the newest chunk event."""
         if not chunk:
             return []
-        newest = max(chunk, key=lambda e: e.stream_ordering)
+        newest = max(chunk, key=lambda e: e.topo)
         state = await self.state.get_state_after(newest.event_id) or {}
         senders = {str(e.pdu["sender"]) for e in chunk}
         ids = [state[("m.room.member", s)] for s in sorted(senders)
@@ -211,29 +242,29 @@ class MessagesService:
 
     async def context(self, room_id: str, user_id: str, event_id: str, limit: int,
                       flt: RoomEventFilter) -> JsonDict:
-        until = await self.visibility.require_readable(room_id, user_id)
+        _, until = await self.visibility.require_readable_bound(room_id, user_id)
         target = await self.events.get_event(event_id)
-        if (target is None or target.room_id != room_id or target.stream_ordering > until
+        if (target is None or target.room_id != room_id or not target.in_timeline
+                or target.topo > until or target.stream_ordering > self.notifier.position
                 or not await self.visibility.is_visible(user_id, target)):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
-        pos = target.stream_ordering
+        key = target.topo
         before_limit = limit // 2
-        before = await self.scan(room_id, lower=0, upper=pos - 1, backwards=True,
-                                 limit=before_limit, flt=flt, user_id=user_id)
-        after = await self.scan(room_id, lower=pos, upper=min(until, self.notifier.position),
+        before = await self.scan(room_id, lower=TOPO_BOTTOM, upper=just_before(key),
+                                 backwards=True, limit=before_limit, flt=flt, user_id=user_id)
+        after = await self.scan(room_id, lower=key, upper=min(until, TOPO_TOP),
                                 backwards=False, limit=limit - before_limit, flt=flt,
                                 user_id=user_id)
-        typing = self.notifier.typing_serial
-        start = before.events[-1].stream_ordering - 1 if before.events else pos - 1
-        end = after.events[-1].stream_ordering if after.events else pos
+        start = just_before(before.events[-1].topo if before.events else key)
+        end = after.events[-1].topo if after.events else key
         last = after.events[-1] if after.events else target
         state = await self.state.get_state_after(last.event_id) or {}
         shown = [*before.events, target, *after.events]
         state_events = await self._context_state(state, shown, user_id, flt)
         fmt = self.formatter.format
         return {
-            "start": str(SyncToken(max(start, 0), typing)),
-            "end": str(SyncToken(end, typing)),
+            "start": token(start),
+            "end": token(end),
             "events_before": await fmt(before.events, user_id),
             "event": (await fmt([target], user_id))[0],
             "events_after": await fmt(after.events, user_id),
@@ -254,37 +285,41 @@ class MessagesService:
 
     async def relations(
         self, room_id: str, user_id: str, event_id: str, *, rel_type: str | None,
-        event_type: str | None, from_token: SyncToken | None, to_token: SyncToken | None,
+        event_type: str | None, from_token: RoomToken | None, to_token: RoomToken | None,
         backwards: bool, limit: int, recurse: bool | None,
     ) -> JsonDict:
-        """Child events of ``event_id`` the user may see, newest first when ``backwards``.
-        ``recurse`` None: the client did not ask, so ``recursion_depth`` is left out."""
-        until = await self.visibility.require_readable(room_id, user_id)
+        """Child events of ``event_id`` the user may see, in topological order (newest first
+        when ``backwards``). ``recurse`` None: the client did not ask, so ``recursion_depth``
+        is left out."""
+        _, until = await self.visibility.require_readable_bound(room_id, user_id)
         parent = await self.events.get_event(event_id)
-        if (parent is None or parent.room_id != room_id or parent.stream_ordering > until
-                or not await self.visibility.is_visible(user_id, parent)):
+        if (parent is None or parent.room_id != room_id or not parent.in_timeline
+                or parent.topo > until or not await self.visibility.is_visible(user_id, parent)):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
         children, depth = await self._children(event_id, rel_type, event_type, bool(recurse))
         children = await self.visibility.filter_events(
-            user_id, [e for e in children if e.room_id == room_id])
-        upper = min(until, self.notifier.position)
+            user_id, [e for e in children if e.room_id == room_id and e.in_timeline
+                      and e.stream_ordering <= self.notifier.position])
+        start = None if from_token is None else await self.key_of(room_id, from_token)
+        end = None if to_token is None else await self.key_of(room_id, to_token)
         if backwards:
-            upper = min(upper, from_token.position) if from_token else upper
-            lower = to_token.position if to_token else 0
+            upper = min(until, start) if start is not None else until
+            lower = end or TOPO_BOTTOM
         else:
-            lower = from_token.position if from_token else 0
-            upper = min(upper, to_token.position) if to_token else upper
+            lower = start or TOPO_BOTTOM
+            upper = min(until, end) if end is not None else until
         chosen = sorted(
-            (e for e in children if e.room_id == room_id and e.redacted_by is None
-             and lower < e.stream_ordering <= upper),
-            key=lambda e: e.stream_ordering, reverse=backwards,
+            (e for e in children if e.redacted_by is None and lower < e.topo <= upper),
+            key=lambda e: e.topo, reverse=backwards,
         )
         page = chosen[:limit]
         body: JsonDict = {"chunk": await self.formatter.format(page, user_id)}
-        typing = from_token.typing if from_token else 0
         if len(chosen) > limit:
-            last = page[-1].stream_ordering if page else (upper + 1 if backwards else lower)
-            body["next_batch"] = str(SyncToken(last - 1 if backwards else last, typing))
+            if not page:
+                next_key = upper if backwards else lower
+            else:
+                next_key = just_before(page[-1].topo) if backwards else page[-1].topo
+            body["next_batch"] = token(next_key)
         if from_token is not None:
             body["prev_batch"] = str(from_token)
         if recurse is not None:

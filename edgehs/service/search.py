@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
-from edgehs.service.messages import MessagesService, RoomEventFilter
+from edgehs.service.messages import MessagesService, RoomEventFilter, token
 from edgehs.service.search_query import SearchRequest, fts_query
-from edgehs.service.sync import SyncToken
 from edgehs.service.visibility import RoomFacts, Visibility
-from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.events import TOPO_BOTTOM, EventStore, StoredEvent, just_before
 from edgehs.store.rooms import MemberStore
 from edgehs.store.search import Match, SearchQuery, SearchStore
 from edgehs.store.state import StateStore
@@ -142,19 +141,20 @@ class SearchService:
         """The events around a result, as the user may see them (and who sent them)."""
         assert req.context is not None
         before_limit, after_limit = req.context
-        pos, room_id, everything = ev.stream_ordering, ev.room_id, RoomEventFilter()
-        before = await self.messages.scan(room_id, lower=0, upper=pos - 1, backwards=True,
-                                          limit=before_limit, flt=everything,
+        key, room_id, everything = ev.topo, ev.room_id, RoomEventFilter()
+        # ``until`` is a stream position (now, or the user's leave): its place in the room.
+        until_key = await self.messages.events.topo_key_at(room_id, until) or TOPO_BOTTOM
+        before = await self.messages.scan(room_id, lower=TOPO_BOTTOM, upper=just_before(key),
+                                          backwards=True, limit=before_limit, flt=everything,
                                           user_id=user_id)
-        after = await self.messages.scan(room_id, lower=pos, upper=until, backwards=False,
-                                         limit=after_limit, flt=everything,
+        after = await self.messages.scan(room_id, lower=key, upper=until_key,
+                                         backwards=False, limit=after_limit, flt=everything,
                                          user_id=user_id)
-        typing = self.messages.notifier.typing_serial
-        start = before.events[-1].stream_ordering - 1 if before.events else pos - 1
-        end = after.events[-1].stream_ordering if after.events else pos
+        start = just_before(before.events[-1].topo if before.events else key)
+        end = after.events[-1].topo if after.events else key
         out: JsonDict = {
-            "start": str(SyncToken(max(start, 0), typing)),
-            "end": str(SyncToken(end, typing)),
+            "start": token(start),
+            "end": token(end),
             "events_before": await self.formatter.format(before.events, user_id),
             "events_after": await self.formatter.format(after.events, user_id),
         }

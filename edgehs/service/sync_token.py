@@ -9,6 +9,7 @@ presence serial are 0 (so tokens of the older two-part form still parse, as "no 
 acknowledged"); presence (in memory, ``service.presence``) its serial, left out while 0.
 """
 
+import re
 from dataclasses import dataclass
 
 from edgehs.errors import Codes, MatrixError
@@ -35,3 +36,40 @@ class SyncToken:
         to_device = f"_{self.to_device}" if self.to_device or self.presence else ""
         presence = f"_{self.presence}" if self.presence else ""
         return f"s{self.position}_{self.typing}{to_device}{presence}"
+
+
+_TOPO = re.compile(r"t(-?\d+)-(-?\d+)")
+
+
+@dataclass(frozen=True)
+class TopoToken:
+    """A place in one room's topological order, ``t{depth}-{stream position}``: the gap just
+    after the event at (depth, stream position). /messages and /context return these; being
+    data, not memory, they stay valid across restarts.
+
+    https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmessages
+    """
+
+    depth: int
+    stream: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.depth, self.stream)
+
+    def __str__(self) -> str:
+        return f"t{self.depth}-{self.stream}"
+
+
+def parse_room_token(text: str) -> "SyncToken | TopoToken":
+    """A /messages, /context or /relations ``from``/``to``: a topological token, or a /sync
+    token (``next_batch``, ``prev_batch``)."""
+    if text.startswith("t"):
+        match = _TOPO.fullmatch(text)
+        if match is None:
+            raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid pagination token {text!r}")
+        return TopoToken(int(match[1]), int(match[2]))
+    token = SyncToken.parse(text)
+    if min(token.position, token.typing, token.to_device, token.presence) < 0:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid pagination token {text!r}")
+    return token

@@ -27,11 +27,20 @@ stays the state-group one.
 """
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TypeVar
 
 from edgehs.errors import Codes, MatrixError
-from edgehs.store.events import EventStore, StoredEvent
+from edgehs.store.events import (
+    TOPO_BOTTOM,
+    TOPO_TOP,
+    EventStore,
+    StoredEvent,
+    TopoKey,
+    just_before,
+)
 from edgehs.store.rooms import MemberStore
 from edgehs.store.state import StateStore
 from edgehs.store.visibility import VisibilityStore
@@ -57,45 +66,86 @@ def allowed(hv: str | None, membership: str | None, joined_after: bool) -> bool:
             or (visibility == "invited" and membership == "invite"))
 
 
+# (stream_ordering, depth, type, history_visibility or membership) of one change event.
+Change = tuple[int, int, str, str | None]
+
+
+K = TypeVar("K", int, TopoKey)
+
+
+def _ranges(changes: list[tuple[K, str, str | None]], bottom: K, top: K,
+            before: Callable[[K], K], joined_after: Callable[[K], bool]
+            ) -> list[tuple[K, K]]:
+    """Ranges (after, upto] of keys where some event may be visible, oldest first, from the
+    change events in key order."""
+    hv: str | None = None
+    membership: str | None = None
+    starts: list[tuple[K, str | None, str | None]] = [(bottom, None, None)]
+    for key, etype, value in changes:
+        if etype == HV_TYPE:
+            hv = value
+        else:
+            membership = value
+        starts.append((key, hv, membership))
+    out: list[tuple[K, K]] = []
+    for i, (start, seg_hv, seg_member) in enumerate(starts):
+        if not allowed(seg_hv, seg_member, joined_after(start)):
+            continue
+        # The next change event too: it may be visible by its before-state.
+        end = starts[i + 1][0] if i + 1 < len(starts) else top
+        lo = before(start) if i > 0 else bottom
+        if out and out[-1][1] >= lo:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((lo, end))
+    return out
+
+
 @dataclass(frozen=True)
 class RoomFacts:
-    """One user's view of one room, from the stream-ordered state changes."""
+    """One user's view of one room, from its history_visibility events and the user's member
+    events (stream order)."""
 
-    changes: list[tuple[int, str, str | None]]  # (stream_ordering, type, value)
+    changes: list[Change]
     joined: bool  # currently joined
-    last_join: int  # stream position of the user's latest join (-1: never)
+
+    @cached_property
+    def last_join(self) -> int:
+        """The stream position of the user's latest join (-1: never)."""
+        return max((pos for pos, _, t, v in self.changes if t != HV_TYPE and v == "join"),
+                   default=-1)
+
+    @cached_property
+    def last_join_topo(self) -> TopoKey | None:
+        """The topologically last join of the user (None: never)."""
+        return max(((d, pos) for pos, d, t, v in self.changes
+                    if t != HV_TYPE and v == "join"), default=None)
 
     @property
     def restrictive(self) -> bool:
         """Whether any event may be hidden from a current member."""
-        return any(t == HV_TYPE and _hv(v) in ("invited", "joined") for _, t, v in self.changes)
+        return any(t == HV_TYPE and _hv(v) in ("invited", "joined")
+                   for _, _, t, v in self.changes)
 
     def joined_after(self, position: int) -> bool:
+        """Whether the user is a member now, or joined at a stream position after this."""
         return self.joined or self.last_join > position
+
+    def joined_after_topo(self, key: TopoKey) -> bool:
+        """Whether the user is a member now, or joined at a place in the room after ``key``
+        (the spec's "joined after the event": a place on the DAG, not an arrival time)."""
+        return self.joined or (self.last_join_topo is not None and self.last_join_topo > key)
 
     def ranges(self) -> list[tuple[int, int]]:
         """Stream ranges (after, upto] where some event may be visible, oldest first."""
-        hv: str | None = None
-        membership: str | None = None
-        starts: list[tuple[int, str | None, str | None]] = [(0, None, None)]
-        for pos, etype, value in self.changes:
-            if etype == HV_TYPE:
-                hv = value
-            else:
-                membership = value
-            starts.append((pos, hv, membership))
-        out: list[tuple[int, int]] = []
-        for i, (start, seg_hv, seg_member) in enumerate(starts):
-            if not allowed(seg_hv, seg_member, self.joined_after(start)):
-                continue
-            # The next change event too: it may be visible by its before-state.
-            end = starts[i + 1][0] if i + 1 < len(starts) else EVERYTHING
-            lo = start - 1 if start > 0 else -1
-            if out and out[-1][1] >= lo:
-                out[-1] = (out[-1][0], max(out[-1][1], end))
-            else:
-                out.append((lo, end))
-        return out
+        return _ranges([(pos, t, v) for pos, _, t, v in self.changes], -EVERYTHING,
+                       EVERYTHING, lambda p: p - 1, self.joined_after)
+
+    def topo_ranges(self) -> list[tuple[TopoKey, TopoKey]]:
+        """Topological ranges (after, upto] where some event may be visible, oldest first
+        (what /messages pages through)."""
+        ordered = sorted(((d, pos), t, v) for pos, d, t, v in self.changes)
+        return _ranges(ordered, TOPO_BOTTOM, TOPO_TOP, just_before, self.joined_after_topo)
 
 
 class Visibility:
@@ -115,15 +165,22 @@ class Visibility:
         """The last stream position the user may read in the room (None: no access).
         A huge number stands for "everything, including the future". Single events are
         then judged by :meth:`filter_events`."""
+        bound = await self.readable_bound(room_id, user_id)
+        return None if bound is None else bound[0]
+
+    async def readable_bound(self, room_id: str, user_id: str
+                             ) -> tuple[int, TopoKey] | None:
+        """:meth:`readable_until`, with the topological key of that last readable place
+        (the former member's leave event; :data:`TOPO_TOP` for everything)."""
         membership = await self.members.get_membership(room_id, user_id)
         if membership is not None and membership[0] == "join":
-            return EVERYTHING
+            return EVERYTHING, TOPO_TOP
         if await self._world_readable(room_id):
-            return EVERYTHING
+            return EVERYTHING, TOPO_TOP
         if membership is not None and membership[0] in ("leave", "ban"):
             ev = await self.events.get_event(membership[1])
             if ev is not None and await self._was_member_before(ev.event_id, user_id):
-                return ev.stream_ordering
+                return ev.stream_ordering, ev.topo
         return None
 
     async def _was_member_before(self, event_id: str, user_id: str) -> bool:
@@ -142,10 +199,13 @@ class Visibility:
         return ev is not None and ev.pdu["content"].get("history_visibility") == "world_readable"
 
     async def require_readable(self, room_id: str, user_id: str) -> int:
-        until = await self.readable_until(room_id, user_id)
-        if until is None:
+        return (await self.require_readable_bound(room_id, user_id))[0]
+
+    async def require_readable_bound(self, room_id: str, user_id: str) -> tuple[int, TopoKey]:
+        bound = await self.readable_bound(room_id, user_id)
+        if bound is None:
             raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
-        return until
+        return bound
 
     async def require_joined(self, room_id: str, user_id: str) -> None:
         membership = await self.members.get_membership(room_id, user_id)
@@ -156,10 +216,8 @@ class Visibility:
 
     async def facts(self, room_id: str, user_id: str) -> RoomFacts:
         changes = await self.store.room_timeline_facts(room_id, user_id)
-        member = [(pos, v) for pos, t, v in changes if t != HV_TYPE]
-        joins = [pos for pos, v in member if v == "join"]
-        return RoomFacts(changes, bool(member) and member[-1][1] == "join",
-                         joins[-1] if joins else -1)
+        member = [v for _, _, t, v in changes if t != HV_TYPE]
+        return RoomFacts(changes, bool(member) and member[-1] == "join")
 
     async def ranges(self, room_id: str, user_id: str) -> list[tuple[int, int]]:
         return (await self.facts(room_id, user_id)).ranges()
@@ -182,7 +240,7 @@ class Visibility:
             return events
         hidden: set[str] = set()
         for ev, hvs, mems in await self._event_facts(user_id, judged):
-            joined_after = known[ev.room_id].joined_after(ev.stream_ordering)
+            joined_after = known[ev.room_id].joined_after_topo(ev.topo)
             if not any(allowed(h, m, joined_after) for h in hvs for m in mems):
                 hidden.add(ev.event_id)
         return [e for e in events if e.event_id not in hidden]
@@ -199,7 +257,7 @@ class Visibility:
         for ev, hvs, mems in await self._event_facts(user_id, events):
             joined_between = any(
                 t != HV_TYPE and v == "join" and ev.stream_ordering < pos < position
-                for pos, t, v in changes[ev.room_id])
+                for pos, _, t, v in changes[ev.room_id])
             if any(allowed("shared" if h == "world_readable" else h, m, joined_between)
                    for h in hvs for m in mems):
                 seen.add(ev.event_id)

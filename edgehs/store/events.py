@@ -2,6 +2,18 @@
 
 Events are kept as their full PDU (canonical JSON without ``event_id``); loaded events get
 ``event_id`` added back so that every layer can address them.
+
+Two orders (DESIGN.md, "Orders"):
+
+- the **stream** (``stream_ordering``) says when this server learned of an event. Live events
+  have positive positions; backfilled events and outliers negative ones
+  (``store/streams.py``). /sync and everything that follows the stream read only positive
+  positions (:meth:`EventStore.get_room_events`, :meth:`EventStore.rooms_with_events_after`
+  and the others below), so history learned late never looks new;
+- the **topological** order, the key ``(depth, stream_ordering)``, says where an event sits in
+  its room: /messages and /context follow it (:meth:`EventStore.get_room_events_topo`).
+
+Outliers and rejected events are in neither: no query of a timeline returns them.
 """
 
 import json
@@ -18,6 +30,19 @@ from edgehs.protocol.events import redaction_target
 from edgehs.store.db import Database, Row
 from edgehs.types import JsonDict
 
+# (depth, stream_ordering): an event's place in its room. A key also names the gap just after
+# that place: pagination from key k goes backwards through events <= k, forwards through > k.
+TopoKey = tuple[int, int]
+# Before every event (depth is never negative) and after every event.
+TOPO_BOTTOM: TopoKey = (-1, 0)
+TOPO_TOP: TopoKey = (2**62, 0)
+
+
+def just_before(key: TopoKey) -> TopoKey:
+    """The gap just before the event at ``key`` (stream positions are unique, so no event
+    lies between the two keys)."""
+    return (key[0], key[1] - 1)
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -29,15 +54,29 @@ class StoredEvent:
     redacted_by: str | None = None
     txn_id: str | None = None
     device_id: str | None = None
+    outlier: bool = False
+    rejected_reason: str | None = None
 
     @property
     def event_id(self) -> str:
         return str(self.pdu["event_id"])
 
+    @property
+    def topo(self) -> TopoKey:
+        """The event's place in its room's topological order."""
+        return (int(self.pdu["depth"]), self.stream_ordering)
+
+    @property
+    def in_timeline(self) -> bool:
+        """Whether the event has a place in the room's timeline (neither an outlier nor
+        rejected)."""
+        return not self.outlier and self.rejected_reason is None
+
 
 # Columns every event query selects, and whether a redaction applies to the row.
 SELECT_EVENT = """
 SELECT e.stream_ordering, e.event_id, e.room_id, e.json, e.txn_id, e.device_id,
+       e.outlier, e.rejected_reason,
        (SELECT r.event_id FROM applied_redactions r WHERE r.redacts = e.event_id LIMIT 1)
          AS redacted_by
 FROM events e
@@ -48,10 +87,24 @@ def _row_to_event(row: Row) -> StoredEvent:
     pdu = json.loads(row["json"])
     pdu["event_id"] = row["event_id"]
     return StoredEvent(pdu, row["stream_ordering"], row["room_id"], row["redacted_by"],
-                       row["txn_id"], row["device_id"])
+                       row["txn_id"], row["device_id"], bool(row["outlier"]),
+                       row["rejected_reason"])
 
 
 PDU_CACHE_SIZE = 2000
+
+# The conditions of a timeline event, and of a live one (what the stream, so /sync, shows).
+TIMELINE = ("e.outlier = 0", "e.rejected_reason IS NULL")
+LIVE = (*TIMELINE, "e.stream_ordering > 0")
+
+
+def _add_filters(where: list[str], params: list[Any], types: Sequence[str] | None,
+                 not_types: Sequence[str] | None, senders: Sequence[str] | None) -> None:
+    for column, values, op in (("type", types, "IN"), ("type", not_types, "NOT IN"),
+                               ("sender", senders, "IN")):
+        if values is not None:
+            where.append(f"e.{column} {op} ({','.join('?' * len(values))})")
+            params.extend(values)
 
 
 class EventStore:
@@ -129,21 +182,15 @@ class EventStore:
         not_types: Sequence[str] | None = None,
         senders: Sequence[str] | None = None,
     ) -> list[StoredEvent]:
-        """Room timeline events with after < stream_ordering <= before, newest first when
-        ``backwards``. Outliers and rejected events are never part of a timeline."""
-        where = ["e.room_id = ?", "e.outlier = 0", "e.rejected_reason IS NULL"]
-        params: list[Any] = [room_id]
-        if after is not None:
-            where.append("e.stream_ordering > ?")
-            params.append(after)
+        """The room's live timeline in stream order (what /sync shows): events with
+        after < stream_ordering <= before, newest first when ``backwards``. Backfilled events
+        (negative positions), outliers and rejected events are never part of it."""
+        where = [*LIVE, "e.room_id = ?", "e.stream_ordering > ?"]
+        params: list[Any] = [room_id, max(after or 0, 0)]
         if before is not None:
             where.append("e.stream_ordering <= ?")
             params.append(before)
-        for column, values, op in (("type", types, "IN"), ("type", not_types, "NOT IN"),
-                                   ("sender", senders, "IN")):
-            if values is not None:
-                where.append(f"e.{column} {op} ({','.join('?' * len(values))})")
-                params.extend(values)
+        _add_filters(where, params, types, not_types, senders)
         order = "DESC" if backwards else "ASC"
         rows = await self.db.fetchall(
             SELECT_EVENT + f"WHERE {' AND '.join(where)} ORDER BY e.stream_ordering {order} "
@@ -152,53 +199,96 @@ class EventStore:
         )
         return [_row_to_event(r) for r in rows]
 
+    async def get_room_events_topo(
+        self,
+        room_id: str,
+        *,
+        after: TopoKey,
+        upto: TopoKey,
+        limit: int,
+        backwards: bool,
+        max_stream: int | None = None,
+        types: Sequence[str] | None = None,
+        not_types: Sequence[str] | None = None,
+        senders: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        """Room timeline events in topological order (depth, then stream position) with
+        after < (depth, stream_ordering) <= upto, newest first when ``backwards`` (what
+        /messages and /context show). Backfilled events take their place by depth; live
+        events past ``max_stream`` (written, not yet announced) are left out; outliers and
+        rejected events are never part of a timeline."""
+        where = [*TIMELINE, "e.room_id = ?", "(e.depth, e.stream_ordering) > (?, ?)",
+                 "(e.depth, e.stream_ordering) <= (?, ?)"]
+        params: list[Any] = [room_id, *after, *upto]
+        if max_stream is not None:
+            where.append("e.stream_ordering <= ?")
+            params.append(max_stream)
+        _add_filters(where, params, types, not_types, senders)
+        order = "DESC" if backwards else "ASC"
+        # The (room_id, depth) index holds the rowid (stream_ordering) too: no sort step.
+        rows = await self.db.fetchall(
+            SELECT_EVENT + f"WHERE {' AND '.join(where)} "
+            f"ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?",
+            [*params, limit],
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def topo_key_at(self, room_id: str, position: int) -> TopoKey | None:
+        """Where a /sync position stands in the room's topological order: the key of the
+        topologically last live event learned by ``position`` (None: none yet)."""
+        row = await self.db.fetchone(
+            "SELECT depth, stream_ordering FROM events e WHERE "
+            f"{' AND '.join(LIVE)} AND e.room_id = ? AND e.stream_ordering > 0 "
+            "AND e.stream_ordering <= ? ORDER BY e.depth DESC, e.stream_ordering DESC LIMIT 1",
+            (room_id, position))
+        return None if row is None else (int(row[0]), int(row[1]))
+
     async def current_state_between(
         self, room_id: str, after: int, before: int, *, types: Sequence[str] | None = None,
         not_types: Sequence[str] | None = None, senders: Sequence[str] | None = None,
     ) -> list[StoredEvent]:
-        """The room's current state events with after < stream_ordering <= before, newest
-        first."""
-        where = ["cs.room_id = ?", "e.stream_ordering > ?", "e.stream_ordering <= ?"]
-        params: list[Any] = [room_id, after, before]
-        for column, values, op in (("type", types, "IN"), ("type", not_types, "NOT IN"),
-                                   ("sender", senders, "IN")):
-            if values is not None:
-                where.append(f"e.{column} {op} ({','.join('?' * len(values))})")
-                params.extend(values)
+        """The room's current state events with after < stream_ordering <= before (live
+        positions only), newest first."""
+        where = [*LIVE, "cs.room_id = ?", "e.stream_ordering > ?", "e.stream_ordering <= ?"]
+        params: list[Any] = [room_id, max(after, 0), before]
+        _add_filters(where, params, types, not_types, senders)
         rows = await self.db.fetchall(
             SELECT_EVENT + "JOIN current_state cs ON cs.event_id = e.event_id "
             f"WHERE {' AND '.join(where)} ORDER BY e.stream_ordering DESC", params)
         return [_row_to_event(r) for r in rows]
 
     async def rooms_with_events_after(self, room_ids: Sequence[str], after: int) -> set[str]:
+        """The rooms among ``room_ids`` with live timeline events after ``after``."""
         if not room_ids:
             return set()
         rows = await self.db.fetchall(
-            f"SELECT DISTINCT room_id FROM events WHERE stream_ordering > ? AND room_id IN "
-            f"({','.join('?' * len(room_ids))})",
-            [after, *room_ids],
+            f"SELECT DISTINCT room_id FROM events e WHERE {' AND '.join(LIVE)} "
+            f"AND e.stream_ordering > ? AND e.room_id IN ({','.join('?' * len(room_ids))})",
+            [max(after, 0), *room_ids],
         )
         return {r[0] for r in rows}
 
     async def room_changes_after(self, room_ids: Sequence[str], after: int) -> dict[str, bool]:
-        """The rooms among ``room_ids`` with events after ``after``, each with whether one of
-        them is a member event (one query, as :meth:`rooms_with_events_after`)."""
+        """The rooms among ``room_ids`` with live timeline events after ``after``, each with
+        whether one of them is a member event (one query, as
+        :meth:`rooms_with_events_after`)."""
         if not room_ids:
             return {}
         rows = await self.db.fetchall(
-            "SELECT room_id, MAX(type = 'm.room.member') FROM events WHERE stream_ordering > ? "
-            f"AND room_id IN ({','.join('?' * len(room_ids))}) GROUP BY room_id",
-            [after, *room_ids],
+            "SELECT room_id, MAX(type = 'm.room.member') FROM events e WHERE "
+            f"{' AND '.join(LIVE)} AND e.stream_ordering > ? "
+            f"AND e.room_id IN ({','.join('?' * len(room_ids))}) GROUP BY room_id",
+            [max(after, 0), *room_ids],
         )
         return {r[0]: bool(r[1]) for r in rows}
 
     async def joined_between(self, room_id: str, user_id: str, after: int, upto: int) -> bool:
-        """Whether the user's membership became "join" at a position in (after, upto]."""
+        """Whether the user's membership became "join" at a live position in (after, upto]."""
         return await self.db.fetchval(
-            "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member' AND state_key = ? "
-            "AND stream_ordering > ? AND stream_ordering <= ? AND outlier = 0 "
-            "AND rejected_reason IS NULL AND json_extract(json, '$.content.membership') = 'join' "
-            "LIMIT 1", (room_id, user_id, after, upto)) is not None
+            f"SELECT 1 FROM events e WHERE {' AND '.join(LIVE)} AND room_id = ? "
+            "AND type = 'm.room.member' AND state_key = ? AND stream_ordering > ? "
+            "AND stream_ordering <= ? AND json_extract(json, '$.content.membership') = 'join' "
+            "LIMIT 1", (room_id, user_id, max(after, 0), upto)) is not None
 
     async def with_children(self, event_ids: Sequence[str], rel_types: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` have child events of one of ``rel_types`` (one query)."""

@@ -77,19 +77,22 @@ class VisibilityStore:
         return out
 
     async def room_timeline_facts(self, room_id: str, user_id: str
-                                  ) -> list[tuple[int, str, str | None]]:
-        """The room's history_visibility events and the user's member events in stream
-        order: (stream_ordering, type, history_visibility or membership)."""
+                                  ) -> list[tuple[int, int, str, str | None]]:
+        """The room's history_visibility events and the user's member events (timeline
+        events only) in stream order: (stream_ordering, depth, type, history_visibility or
+        membership)."""
         # Two lookups of the (room_id, type, state_key) index (0014); an OR would scan the room.
         rows = await self.db.fetchall(
-            "SELECT stream_ordering, type, json_extract(json, '$.content.history_visibility') "
+            "SELECT stream_ordering, depth, type, "
+            "json_extract(json, '$.content.history_visibility') "
             "FROM events WHERE room_id = ? AND type = 'm.room.history_visibility' "
             "AND state_key = '' AND outlier = 0 AND rejected_reason IS NULL "
             "UNION ALL "
-            "SELECT stream_ordering, type, json_extract(json, '$.content.membership') "
+            "SELECT stream_ordering, depth, type, json_extract(json, '$.content.membership') "
             "FROM events WHERE room_id = ? AND type = 'm.room.member' "
             "AND state_key = ? AND outlier = 0 AND rejected_reason IS NULL "
             "ORDER BY 1",
             (room_id, room_id, user_id),
         )
-        return [(int(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
+        return [(int(r[0]), int(r[1]), str(r[2]), None if r[3] is None else str(r[3]))
+                for r in rows]

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from support import V3, User, expect, get_sync
 
 from edgehs.service.visibility import EVERYTHING, HV_TYPE, RoomFacts, allowed
+from edgehs.store.events import TOPO_BOTTOM, TOPO_TOP
 
 SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 
@@ -253,11 +254,24 @@ def test_spec_rules(hv: str | None, membership: str | None, joined_after: bool,
 
 def test_ranges_skip_what_a_late_joiner_may_not_see() -> None:
     # hv joined at 5, bob invited at 10, joined at 20, left at 30, rejoined at 40.
-    changes = [(5, HV_TYPE, "joined"), (10, "m.room.member", "invite"),
-               (20, "m.room.member", "join"), (30, "m.room.member", "leave"),
-               (40, "m.room.member", "join")]
-    facts = RoomFacts(changes, joined=True, last_join=40)
+    # (stream position, depth, type, value): a linear room, depth 100 + position.
+    changes = [(5, 105, HV_TYPE, "joined"), (10, 110, "m.room.member", "invite"),
+               (20, 120, "m.room.member", "join"), (30, 130, "m.room.member", "leave"),
+               (40, 140, "m.room.member", "join")]
+    facts = RoomFacts(changes, joined=True)
     # Before 5 (shared, joined later) and the change itself; bob's join until his leave
     # event; everything from the rejoin on.
-    assert facts.ranges() == [(-1, 5), (19, 30), (39, EVERYTHING)]
+    assert facts.ranges() == [(-EVERYTHING, 5), (19, 30), (39, EVERYTHING)]
     assert facts.restrictive
+    # The same ranges in topological order (depth, stream position).
+    assert facts.topo_ranges() == [(TOPO_BOTTOM, (105, 5)), ((120, 19), (130, 30)),
+                                   ((140, 39), TOPO_TOP)]
+
+
+def test_topological_ranges_follow_depth_not_arrival() -> None:
+    # The join arrived first (live, position 3) but sits at depth 50; the room's earlier
+    # history, backfilled later at negative positions, switched to "joined" at depth 10.
+    changes = [(-7, 10, HV_TYPE, "joined"), (3, 50, "m.room.member", "join")]
+    facts = RoomFacts(changes, joined=False)
+    assert facts.topo_ranges() == [(TOPO_BOTTOM, (10, -7)), ((50, 2), TOPO_TOP)]
+    assert facts.joined_after_topo((20, -2)) and not facts.joined_after_topo((60, -3))

@@ -12,6 +12,7 @@ from edgehs.errors import Codes, MatrixError
 from edgehs.service.filters import DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT
 from edgehs.service.messages import RoomEventFilter
 from edgehs.service.sync import SyncToken
+from edgehs.service.sync_token import TopoToken, parse_room_token
 
 
 def query_token(request: web.Request, name: str) -> SyncToken | None:
@@ -23,6 +24,13 @@ def query_token(request: web.Request, name: str) -> SyncToken | None:
     if token.position < 0 or token.typing < 0:
         raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid pagination token {raw!r}")
     return token
+
+
+def query_room_token(request: web.Request, name: str) -> SyncToken | TopoToken | None:
+    """A room pagination token (topological, or a /sync token) from the query string; 400
+    M_INVALID_PARAM if bad."""
+    raw = request.query.get(name)
+    return parse_room_token(raw) if raw else None
 
 
 def query_dir(request: web.Request) -> bool:
@@ -43,8 +51,8 @@ async def messages(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     who.check_room(room_id)
     backwards = query_dir(request)
-    from_token = query_token(request, "from")
-    to_token = query_token(request, "to")
+    from_token = query_room_token(request, "from")
+    to_token = query_room_token(request, "to")
     flt = query_filter(request)
     default = flt.events.limit if flt.events.limit is not None else DEFAULT_TIMELINE_LIMIT
     limit = query_int(request, "limit", default, maximum=MAX_TIMELINE_LIMIT)

@@ -7,7 +7,7 @@ https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidre
 from aiohttp import web
 
 from edgehs.api.auth import requester
-from edgehs.api.client.messages import query_dir, query_token
+from edgehs.api.client.messages import query_dir, query_room_token
 from edgehs.api.keys import hs
 from edgehs.api.params import query_bool, query_int
 
@@ -21,8 +21,8 @@ async def relations(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     who.check_room(room_id)
     backwards = query_dir(request)
-    from_token = query_token(request, "from")
-    to_token = query_token(request, "to")
+    from_token = query_room_token(request, "from")
+    to_token = query_room_token(request, "to")
     limit = query_int(request, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT)
     recurse = query_bool(request, "recurse") if "recurse" in request.query else None
     body = await hs(request).messages.relations(
