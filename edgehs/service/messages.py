@@ -6,12 +6,15 @@ https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidre
 
 History follows the room's topological order, the key (depth, stream position)
 (``store/events.py``): backfilled events take their place by depth. The tokens returned are
-topological (``t{depth}-{stream}``, :class:`TopoToken`); a /sync token (``s...``, a /sync
-``prev_batch`` or ``next_batch``) is accepted as ``from``/``to`` too, and stands where the
-topologically last event learned by its position stands. A token stands *between* events: key
+topological (``t{depth}-{stream}``, :class:`TopoToken`). A token stands *between* events: key
 ``k`` lies after every event with key ``<= k`` and before the others. Paginating backwards from
 ``k`` returns events ``<= k`` newest first; forwards, events ``> k`` oldest first. Tokens are
 data (keys of stored events), so they stay valid across restarts.
+
+A /sync token (``s{p}...``, a /sync ``prev_batch`` or ``next_batch``) is accepted as ``from`` /
+``to`` too, and bounds the stream instead: backwards from it go the events learned at or before
+``p`` (so history backfilled later, at negative positions, is found before the /sync timeline),
+forwards the events learned after it, still in topological order.
 """
 
 from dataclasses import dataclass, field
@@ -113,6 +116,43 @@ def token(key: TopoKey) -> str:
     return str(TopoToken(*key))
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """A stretch of a room: lower < (depth, stream) <= upper, and stream_after <
+    stream_ordering <= stream_upto where given."""
+
+    lower: TopoKey = TOPO_BOTTOM
+    upper: TopoKey = TOPO_TOP
+    stream_after: int | None = None
+    stream_upto: int | None = None
+
+    @classmethod
+    def of(cls, from_token: RoomToken | None, to_token: RoomToken | None, backwards: bool,
+           top: TopoKey) -> "Bounds":
+        """The stretch a pagination walks from ``from_token`` towards ``to_token``, ending
+        at ``top`` at the latest."""
+        lower, upper = TOPO_BOTTOM, top
+        stream_after: int | None = None
+        stream_upto: int | None = None
+        for tok, is_upper in ((from_token, backwards), (to_token, not backwards)):
+            if isinstance(tok, TopoToken):
+                if is_upper:
+                    upper = min(upper, tok.key)
+                else:
+                    lower = tok.key
+            elif isinstance(tok, SyncToken):
+                if is_upper:
+                    stream_upto = tok.position
+                else:
+                    stream_after = tok.position
+        return cls(lower, upper, stream_after, stream_upto)
+
+    def holds(self, ev: StoredEvent) -> bool:
+        return (self.lower < ev.topo <= self.upper
+                and (self.stream_after is None or ev.stream_ordering > self.stream_after)
+                and (self.stream_upto is None or ev.stream_ordering <= self.stream_upto))
+
+
 class MessagesService:
     def __init__(
         self, events: EventStore, state: StateStore, visibility: Visibility,
@@ -127,22 +167,17 @@ class MessagesService:
     def now(self) -> SyncToken:
         return SyncToken(self.notifier.position, self.notifier.typing_serial)
 
-    async def key_of(self, room_id: str, tok: RoomToken) -> TopoKey:
-        """Where a token stands in the room's topological order."""
-        if isinstance(tok, TopoToken):
-            return tok.key
-        return await self.events.topo_key_at(room_id, tok.position) or TOPO_BOTTOM
-
     async def newest_key(self, room_id: str) -> TopoKey:
         """The place of the topologically last event the notifier has announced."""
         return await self.events.topo_key_at(room_id, self.notifier.position) or TOPO_BOTTOM
 
-    async def scan(self, room_id: str, *, lower: TopoKey, upper: TopoKey, backwards: bool,
-                   limit: int, flt: RoomEventFilter, user_id: str | None = None) -> Page:
-        """Up to ``limit`` events with ``lower < (depth, stream) <= upper`` that ``flt``
-        allows (and, given ``user_id``, that the user may see), newest first when
-        ``backwards``. Invisible stretches of the room are skipped; no ``next_key`` once the
-        visible history is exhausted."""
+    async def scan(self, room_id: str, bounds: Bounds, *, backwards: bool, limit: int,
+                   flt: RoomEventFilter, user_id: str | None = None) -> Page:
+        """Up to ``limit`` events within ``bounds`` that ``flt`` allows (and, given
+        ``user_id``, that the user may see), newest first when ``backwards``; never a live
+        event the notifier has not announced yet. Invisible stretches of the room are
+        skipped; no ``next_key`` once the visible history is exhausted."""
+        lower, upper = bounds.lower, bounds.upper
         if lower >= upper:
             return Page([], None)
         facts = None
@@ -154,17 +189,20 @@ class MessagesService:
         if backwards:
             spans.reverse()
         cache = {room_id: facts} if facts is not None else None
+        announced = self.notifier.position
+        stream_upto = (announced if bounds.stream_upto is None
+                       else min(bounds.stream_upto, announced))
         found: list[StoredEvent] = []
         scanned = 0
-        announced = self.notifier.position
         for span_lower, span_upper in spans:
             after, before = span_lower, span_upper
             while True:
                 want = limit + 1 - len(found)
                 batch = await self.events.get_room_events_topo(
                     room_id, after=after, upto=before, limit=want, backwards=backwards,
-                    max_stream=announced, types=flt.events.sql_types(),
-                    not_types=flt.sql_not_types(), senders=flt.events.senders,
+                    stream_after=bounds.stream_after, stream_upto=stream_upto,
+                    types=flt.events.sql_types(), not_types=flt.sql_not_types(),
+                    senders=flt.events.senders,
                 )
                 matching = [ev for ev in batch if flt.allows(ev)]
                 if user_id is not None and cache is not None:
@@ -197,31 +235,22 @@ class MessagesService:
         client's own ``from`` string)."""
         _, until = await self.visibility.require_readable_bound(room_id, user_id)
         newest = await self.newest_key(room_id)
-        if from_token is not None:
-            start = await self.key_of(room_id, from_token)
-        else:
-            start = newest if backwards else TOPO_BOTTOM
-        end = None if to_token is None else await self.key_of(room_id, to_token)
-        top = min(until, newest)
-        if backwards:
-            lower, upper = end or TOPO_BOTTOM, min(start, top)
-        else:
-            lower, upper = start, min(end, top) if end is not None else top
+        bounds = Bounds.of(from_token, to_token, backwards, min(until, newest))
         page = Page([], None)
         if flt.room_allowed(room_id):
-            page = await self.scan(room_id, lower=lower, upper=upper, backwards=backwards,
-                                   limit=limit, flt=flt, user_id=user_id)
+            page = await self.scan(room_id, bounds, backwards=backwards, limit=limit, flt=flt,
+                                   user_id=user_id)
         body: JsonDict = {
             "chunk": await self.formatter.format(page.events, user_id),
-            "start": token(start),
+            "start": token(bounds.upper if backwards else bounds.lower),
         }
         if page.next_key is not None:
             body["end"] = token(page.next_key)
-        elif not backwards and end is None and until == TOPO_TOP:
+        elif not backwards and to_token is None and until == TOPO_TOP:
             # Forwards to the live edge: the timeline goes on, so the client gets the token
             # to continue from when more events come (the spec omits `end` only at the start
             # of the timeline or where the user may see no more).
-            body["end"] = token(max(upper, lower))
+            body["end"] = token(max(bounds.upper, bounds.lower))
         if flt.lazy_load_members:
             body["state"] = await self._member_state(page.events, user_id)
         return body
@@ -250,11 +279,10 @@ class MessagesService:
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
         key = target.topo
         before_limit = limit // 2
-        before = await self.scan(room_id, lower=TOPO_BOTTOM, upper=just_before(key),
-                                 backwards=True, limit=before_limit, flt=flt, user_id=user_id)
-        after = await self.scan(room_id, lower=key, upper=min(until, TOPO_TOP),
-                                backwards=False, limit=limit - before_limit, flt=flt,
-                                user_id=user_id)
+        before = await self.scan(room_id, Bounds(upper=just_before(key)), backwards=True,
+                                 limit=before_limit, flt=flt, user_id=user_id)
+        after = await self.scan(room_id, Bounds(lower=key, upper=until), backwards=False,
+                                limit=limit - before_limit, flt=flt, user_id=user_id)
         start = just_before(before.events[-1].topo if before.events else key)
         end = after.events[-1].topo if after.events else key
         last = after.events[-1] if after.events else target
@@ -300,23 +328,14 @@ class MessagesService:
         children = await self.visibility.filter_events(
             user_id, [e for e in children if e.room_id == room_id and e.in_timeline
                       and e.stream_ordering <= self.notifier.position])
-        start = None if from_token is None else await self.key_of(room_id, from_token)
-        end = None if to_token is None else await self.key_of(room_id, to_token)
-        if backwards:
-            upper = min(until, start) if start is not None else until
-            lower = end or TOPO_BOTTOM
-        else:
-            lower = start or TOPO_BOTTOM
-            upper = min(until, end) if end is not None else until
-        chosen = sorted(
-            (e for e in children if e.redacted_by is None and lower < e.topo <= upper),
-            key=lambda e: e.topo, reverse=backwards,
-        )
+        bounds = Bounds.of(from_token, to_token, backwards, until)
+        chosen = sorted((e for e in children if e.redacted_by is None and bounds.holds(e)),
+                        key=lambda e: e.topo, reverse=backwards)
         page = chosen[:limit]
         body: JsonDict = {"chunk": await self.formatter.format(page, user_id)}
         if len(chosen) > limit:
             if not page:
-                next_key = upper if backwards else lower
+                next_key = bounds.upper if backwards else bounds.lower
             else:
                 next_key = just_before(page[-1].topo) if backwards else page[-1].topo
             body["next_batch"] = token(next_key)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.client_events import ClientEventFormatter
-from edgehs.service.messages import MessagesService, RoomEventFilter, token
+from edgehs.service.messages import Bounds, MessagesService, RoomEventFilter, token
 from edgehs.service.search_query import SearchRequest, fts_query
 from edgehs.service.visibility import RoomFacts, Visibility
 from edgehs.store.events import TOPO_BOTTOM, EventStore, StoredEvent, just_before
@@ -144,10 +144,10 @@ class SearchService:
         key, room_id, everything = ev.topo, ev.room_id, RoomEventFilter()
         # ``until`` is a stream position (now, or the user's leave): its place in the room.
         until_key = await self.messages.events.topo_key_at(room_id, until) or TOPO_BOTTOM
-        before = await self.messages.scan(room_id, lower=TOPO_BOTTOM, upper=just_before(key),
+        before = await self.messages.scan(room_id, Bounds(upper=just_before(key)),
                                           backwards=True, limit=before_limit, flt=everything,
                                           user_id=user_id)
-        after = await self.messages.scan(room_id, lower=key, upper=until_key,
+        after = await self.messages.scan(room_id, Bounds(lower=key, upper=until_key),
                                          backwards=False, limit=after_limit, flt=everything,
                                          user_id=user_id)
         start = just_before(before.events[-1].topo if before.events else key)

@@ -207,22 +207,25 @@ class EventStore:
         upto: TopoKey,
         limit: int,
         backwards: bool,
-        max_stream: int | None = None,
+        stream_after: int | None = None,
+        stream_upto: int | None = None,
         types: Sequence[str] | None = None,
         not_types: Sequence[str] | None = None,
         senders: Sequence[str] | None = None,
     ) -> list[StoredEvent]:
         """Room timeline events in topological order (depth, then stream position) with
         after < (depth, stream_ordering) <= upto, newest first when ``backwards`` (what
-        /messages and /context show). Backfilled events take their place by depth; live
-        events past ``max_stream`` (written, not yet announced) are left out; outliers and
-        rejected events are never part of a timeline."""
+        /messages and /context show); and, when given, stream_after < stream_ordering <=
+        stream_upto (a /sync token as a bound; what the notifier has announced). Backfilled
+        events take their place by depth; outliers and rejected events are never part of a
+        timeline."""
         where = [*TIMELINE, "e.room_id = ?", "(e.depth, e.stream_ordering) > (?, ?)",
                  "(e.depth, e.stream_ordering) <= (?, ?)"]
         params: list[Any] = [room_id, *after, *upto]
-        if max_stream is not None:
-            where.append("e.stream_ordering <= ?")
-            params.append(max_stream)
+        for bound, op in ((stream_after, ">"), (stream_upto, "<=")):
+            if bound is not None:
+                where.append(f"e.stream_ordering {op} ?")
+                params.append(bound)
         _add_filters(where, params, types, not_types, senders)
         order = "DESC" if backwards else "ASC"
         # The (room_id, depth) index holds the rowid (stream_ordering) too: no sort step.
@@ -291,12 +294,14 @@ class EventStore:
             "LIMIT 1", (room_id, user_id, max(after, 0), upto)) is not None
 
     async def with_children(self, event_ids: Sequence[str], rel_types: Sequence[str]) -> set[str]:
-        """Which of ``event_ids`` have child events of one of ``rel_types`` (one query)."""
+        """Which of ``event_ids`` have timeline child events of one of ``rel_types`` (one
+        query)."""
         if not event_ids:
             return set()
         rows = await self.db.fetchall(
-            "SELECT DISTINCT relates_to_id FROM event_relations WHERE rel_type IN "
-            f"({','.join('?' * len(rel_types))}) AND relates_to_id IN "
+            "SELECT DISTINCT r.relates_to_id FROM event_relations r "
+            f"JOIN events e ON e.event_id = r.event_id WHERE {' AND '.join(TIMELINE)} "
+            f"AND r.rel_type IN ({','.join('?' * len(rel_types))}) AND r.relates_to_id IN "
             f"({','.join('?' * len(event_ids))})",
             [*rel_types, *event_ids],
         )
@@ -305,13 +310,16 @@ class EventStore:
     async def get_relations(
         self, event_id: str, rel_type: str | None, event_type: str | None
     ) -> list[str]:
-        sql = "SELECT event_id FROM event_relations WHERE relates_to_id = ?"
+        """The timeline child events of ``event_id`` (outliers and rejected events are no
+        one's children)."""
+        sql = ("SELECT r.event_id FROM event_relations r JOIN events e ON e.event_id = r.event_id "
+               f"WHERE {' AND '.join(TIMELINE)} AND r.relates_to_id = ?")
         params: list[Any] = [event_id]
         if rel_type is not None:
-            sql += " AND rel_type = ?"
+            sql += " AND r.rel_type = ?"
             params.append(rel_type)
         if event_type is not None:
-            sql += " AND type = ?"
+            sql += " AND r.type = ?"
             params.append(event_type)
         return [r[0] for r in await self.db.fetchall(sql, params)]
 

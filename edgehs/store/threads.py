@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from edgehs.store.db import Database
 
 # One row a thread: its root and the stream position of its newest visible reply. Replies that
-# are redacted, rejected or in another room do not count. ``participated`` keeps threads whose
-# root or a reply the user sent (spec: "current_user_participated").
+# are redacted, rejected, outliers or in another room do not count. ``participated`` keeps
+# threads whose root or a reply the user sent (spec: "current_user_participated").
 THREAD_ROOTS = """
 SELECT r.relates_to_id AS root, MAX(e.stream_ordering) AS latest
 FROM event_relations r
 JOIN events e ON e.event_id = r.event_id
 JOIN events root ON root.event_id = r.relates_to_id AND root.room_id = r.room_id
 WHERE r.room_id = ? AND r.rel_type = 'm.thread'
-  AND e.rejected_reason IS NULL AND e.stream_ordering <= ?
-  AND root.rejected_reason IS NULL AND root.stream_ordering <= ?
+  AND e.outlier = 0 AND e.rejected_reason IS NULL AND e.stream_ordering <= ?
+  AND root.outlier = 0 AND root.rejected_reason IS NULL AND root.stream_ordering <= ?
   AND NOT EXISTS (SELECT 1 FROM applied_redactions d WHERE d.redacts = e.event_id)
 GROUP BY r.relates_to_id
 HAVING latest < ? {participated}
