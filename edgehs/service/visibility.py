@@ -228,7 +228,10 @@ class Visibility:
     async def filter_events(self, user_id: str, events: list[StoredEvent],
                             facts: dict[str, RoomFacts] | None = None) -> list[StoredEvent]:
         """The events the user may see, in the given order. ``facts`` caches
-        :meth:`facts` by room across calls of one request."""
+        :meth:`facts` by room across calls of one request. Outliers (whose state is not
+        known, so who may see them cannot be judged) and rejected events are never
+        visible."""
+        events = [e for e in events if e.in_timeline]
         if not events:
             return []
         known = facts if facts is not None else {}

@@ -42,11 +42,12 @@ async def send(client: TestClient, user: User, room_id: str, body: str) -> str:
 
 async def place(client: TestClient, room_id: str, name: str, *, depth_of: str,
                 state_of: str | None = None, outlier: bool = False,
-                rejected: str | None = None, live: bool = False) -> str:
+                rejected: str | None = None, live: bool = False,
+                thread_of: str | None = None) -> str:
     """Store a message event from another server at the depth of event ``depth_of`` (so
     just before it: same depth, lower position), with the state groups of ``state_of``
     (``depth_of`` if not given); indexed for search as the write path would. Backfilled
-    (negative position) unless ``live``."""
+    (negative position) unless ``live``; a reply in the thread of ``thread_of`` if given."""
     hs = server(client)
     depth = (await hs.event_store.get_pdus([depth_of]))[depth_of]["depth"]
     groups = await hs.db.fetchone("SELECT state_before, state_after FROM events "
@@ -57,6 +58,8 @@ async def place(client: TestClient, room_id: str, name: str, *, depth_of: str,
            "sender": REMOTE, "origin_server_ts": 1, "depth": depth,
            "content": {"msgtype": "m.text", "body": f"{name} needle"},
            "prev_events": [], "auth_events": []}
+    if thread_of is not None:
+        pdu["content"]["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread_of}
     pos = hs.streams.next() if live else hs.streams.next_backfill()
 
     async def run(conn: aiosqlite.Connection) -> None:
@@ -164,10 +167,25 @@ async def test_outliers_and_rejected_events_have_no_place(
         create_room: Callable[..., Awaitable[str]]) -> None:
     alice = await register("alice")
     ids = await history_room(client, alice, create_room)
+    room_id = ids["room"]
     for name in ("outlier", "rejected"):
-        resp = await client.get(f"{V3}/rooms/{ids['room']}/context/{ids[name]}",
-                                headers=alice.auth)
-        assert resp.status == 404, await resp.text()
+        for path in ("context", "event"):
+            resp = await client.get(f"{V3}/rooms/{room_id}/{path}/{ids[name]}",
+                                    headers=alice.auth)
+            assert resp.status == 404, await resp.text()
+    resp = await client.get(f"{V3}/rooms/{room_id}/event/{ids['b2']}", headers=alice.auth)
+    assert resp.status == 200, await resp.text()
+    # An outlier or a rejected event that claims to be in a thread is no one's reply.
+    for name in ("o-reply", "r-reply"):
+        await place(client, room_id, name, depth_of=ids["m3"], thread_of=ids["m1"],
+                    outlier=name == "o-reply", rejected="auth_error" if name == "r-reply" else None)
+    resp = await client.get(f"/_matrix/client/v1/rooms/{room_id}/relations/{ids['m1']}",
+                            headers=alice.auth)
+    assert resp.status == 200 and (await resp.json())["chunk"] == []
+    resp = await client.get(f"/_matrix/client/v1/rooms/{room_id}/threads", headers=alice.auth)
+    assert resp.status == 200 and (await resp.json())["chunk"] == []
+    resp = await client.get(f"{V3}/rooms/{room_id}/event/{ids['m1']}", headers=alice.auth)
+    assert "m.relations" not in (await resp.json()).get("unsigned", {})
     everything, _ = await page_texts(client, alice, ids["room"])
     assert ids["outlier"] not in everything and ids["rejected"] not in everything
     resp = await client.post(f"{V3}/search", headers=alice.auth, json={
