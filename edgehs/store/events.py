@@ -239,10 +239,14 @@ class EventStore:
     async def topo_key_at(self, room_id: str, position: int) -> TopoKey | None:
         """Where a /sync position stands in the room's topological order: the key of the
         topologically last live event learned by ``position`` (None: none yet)."""
+        # Walk the (room_id, depth) index down from the top: the unary + keeps the planner
+        # from taking the stream index instead, which sorts the whole room (the newest events
+        # are nearly always the deepest, so this stops at once).
         row = await self.db.fetchone(
             "SELECT depth, stream_ordering FROM events e WHERE "
-            f"{' AND '.join(LIVE)} AND e.room_id = ? AND e.stream_ordering > 0 "
-            "AND e.stream_ordering <= ? ORDER BY e.depth DESC, e.stream_ordering DESC LIMIT 1",
+            f"{' AND '.join(TIMELINE)} AND e.room_id = ? AND +e.stream_ordering > 0 "
+            "AND +e.stream_ordering <= ? "
+            "ORDER BY e.depth DESC, e.stream_ordering DESC LIMIT 1",
             (room_id, position))
         return None if row is None else (int(row[0]), int(row[1]))
 

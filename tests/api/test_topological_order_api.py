@@ -279,3 +279,19 @@ async def test_tokens_survive_a_restart(
     assert (await server(again).event_store.get_event(b1)).stream_ordering < -3  # type: ignore[union-attr]
     rest, _ = await page_texts(again, alice, room_id, **{"from": first["end"]})
     assert rest == [ids["m2"], ids["b2"], ids["m1"], b1]
+
+
+async def test_bad_tokens_are_400(
+        client: TestClient, register: Callable[[str], Awaitable[User]],
+        create_room: Callable[..., Awaitable[str]]) -> None:
+    alice = await register("alice")
+    room_id = await create_room(alice)
+    for bad in ("t", "t5", "t5-", "tx-1", "t5-3-2", "s-5_0", "s5"):
+        for name in ("from", "to"):
+            resp = await client.get(f"{V3}/rooms/{room_id}/messages",
+                                    params={name: bad}, headers=alice.auth)
+            body = await resp.json()
+            assert (resp.status, body.get("errcode")) == (400, "M_INVALID_PARAM"), (bad, body)
+    # A token with a negative stream part is a place among backfilled events: valid.
+    body = await messages(client, alice, room_id, **{"from": "t3--7"})
+    assert [e["type"] for e in body["chunk"]] == ["m.room.member", "m.room.create"]
