@@ -18,7 +18,7 @@ from factories import (
     versions_where,
 )
 
-from edgehs.protocol.room_versions import ROOM_V10, ROOM_V11, ROOM_V12, RoomVersion
+from edgehs.protocol.room_versions import ROOM_V11, ROOM_V12, RoomVersion
 from edgehs.types import JsonDict
 
 # Bob is a moderator (50), Charlie too (50), Zara has 25; state_default stays 50 so Bob may

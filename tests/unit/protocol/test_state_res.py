@@ -450,10 +450,8 @@ async def test_v1_deepest_event_must_pass_auth() -> None:
         ("TA", ALICE, TOPIC, "", {"topic": "alice"}),
     ]
     # TB (depth +2) conflicts with TA (depth +1); PB removes Bob's power in the end state.
-    await scenario(
-        ROOM_V1, events, [["END", "TB", "PA", "START"], ["END", "TA", "START"], ["END", "PB", "PA"]],
-        ["PB", "TA"],
-    )
+    chains = [["END", "TB", "PA", "START"], ["END", "TA", "START"], ["END", "PB", "PA"]]
+    await scenario(ROOM_V1, events, chains, ["PB", "TA"])
 
 
 @versions()
