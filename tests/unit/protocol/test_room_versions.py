@@ -34,6 +34,7 @@ from edgehs.protocol.room_versions import (
     RoomVersion,
     get_room_version,
 )
+from edgehs.protocol.signing import key_valid_for_event
 from edgehs.types import JsonDict
 
 # Each version's differences from the previous one, as the rooms/vN pages list them.
@@ -181,3 +182,14 @@ def test_floats_and_big_integers_only_before_v6(rv: RoomVersion) -> None:
     with pytest.raises(MatrixError):
         check_canonical_json({"s": "\ud800"}, strict=rv.strict_canonical_json)
 
+
+
+# -- signing key validity (v5) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rv", list(KNOWN_ROOM_VERSIONS.values()),
+                         ids=lambda rv: f"v{rv.identifier}")
+def test_expired_keys_refused_from_v5(rv: RoomVersion) -> None:
+    assert key_valid_for_event(2000, 1000, rv)
+    assert key_valid_for_event(1000, 1000, rv)
+    assert key_valid_for_event(999, 1000, rv) is (not rv.enforce_key_validity)
