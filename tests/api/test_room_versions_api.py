@@ -141,3 +141,57 @@ async def test_upgrades_between_versions(client: TestClient, register, old: str,
     assert create["room_version"] == new
     assert create["predecessor"]["room_id"] == created["room_id"]
     await send(client, alice, new_room, "after", {"msgtype": "m.text", "body": "moved"})
+
+
+@pytest.mark.parametrize("version", ["9", "10"])
+async def test_string_power_levels_before_v10_only(client: TestClient, register,
+                                                   version: str) -> None:
+    """Before v10 power levels may be integer strings; the room keeps working with them."""
+    alice, bob = await register("alice"), await register("bob")
+    created = await ok(await client.post(
+        f"{V3}/createRoom", json={"room_version": version, "preset": "public_chat"},
+        headers=alice.auth,
+    ))
+    room_id = created["room_id"]
+    await ok(await client.post(f"{V3}/join/{room_id}", json={}, headers=bob.auth))
+    levels = await ok(await client.get(f"{V3}/rooms/{room_id}/state/m.room.power_levels/",
+                                       headers=alice.auth))
+    levels["users"] = {alice.user_id: "100", bob.user_id: "50"}
+    levels["events_default"] = "10"
+    resp = await client.put(f"{V3}/rooms/{room_id}/state/m.room.power_levels/", json=levels,
+                            headers=alice.auth)
+    if version == "10":
+        assert resp.status == 403
+        assert (await resp.json())["errcode"] == "M_FORBIDDEN"
+        return
+    await ok(resp)
+    await send(client, bob, room_id, "b1", {"msgtype": "m.text", "body": "@room hi"})
+    await get_sync(client, alice)
+
+
+async def test_upgrade_from_string_power_levels(client: TestClient, register) -> None:
+    """A v9 room whose power levels hold integer strings upgrades to a v10+ room, where
+    power levels must be integers."""
+    alice = await register("alice")
+    created = await ok(await client.post(
+        f"{V3}/createRoom", json={"room_version": "9", "preset": "public_chat"},
+        headers=alice.auth,
+    ))
+    room_id = created["room_id"]
+    levels = await ok(await client.get(f"{V3}/rooms/{room_id}/state/m.room.power_levels/",
+                                       headers=alice.auth))
+    levels["users"] = {alice.user_id: "100", "@carol:test.local": "20"}
+    levels["events"] = {**levels["events"], "m.room.topic": "40"}
+    levels["kick"] = "60"
+    await ok(await client.put(f"{V3}/rooms/{room_id}/state/m.room.power_levels/", json=levels,
+                              headers=alice.auth))
+    for new in ("10", "11"):
+        upgraded = await ok(await client.post(f"{V3}/rooms/{room_id}/upgrade",
+                                              json={"new_version": new}, headers=alice.auth))
+        new_levels = await ok(await client.get(
+            f"{V3}/rooms/{upgraded['replacement_room']}/state/m.room.power_levels/",
+            headers=alice.auth))
+        assert new_levels["users"]["@carol:test.local"] == 20
+        assert new_levels["events"]["m.room.topic"] == 40
+        assert new_levels["kick"] == 60
+        room_id = upgraded["replacement_room"]
