@@ -195,6 +195,18 @@ def test_3_2_unknown_auth_event(rv: RoomVersion) -> None:
     check_auth_rules(event, state, rv, auth_events_from_state=True)
 
 
+@versions()
+def test_3_2_auth_events_in_the_version_format(rv: RoomVersion) -> None:
+    """v1/v2 cite ``[event_id, {"sha256": hash}]`` pairs, later versions plain ids."""
+    room = standard_room(rv)
+    event = room.build("$m", "m.room.message", BOB)
+    ids = auth_event_ids(event)
+    other_format = (ids if rv.event_refs_with_hashes
+                    else [[event_id, {"sha256": "h"}] for event_id in ids])
+    assert_rejected(room, {**event, "auth_events": other_format}, "3.2")
+    room.check(event)
+
+
 @versions(ROOM_V12)
 def test_3_2_v12_create_event_must_not_be_cited(rv: RoomVersion) -> None:
     room = standard_room(rv)
