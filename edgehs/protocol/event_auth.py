@@ -131,7 +131,7 @@ def check_auth_rules(
 
     1. ``m.room.create``:
        1. it has ``prev_events``: reject;
-       2. v12: it has a ``room_id``: reject; v10/v11: the ``room_id`` domain is not the
+       2. v12: it has a ``room_id``: reject; v1-v11: the ``room_id`` domain is not the
           ``sender``'s: reject;
        3. ``content.room_version`` present and not a known version: reject;
        4. v1-v10: no ``content.creator``: reject; v12: ``content.additional_creators``
@@ -141,7 +141,7 @@ def check_auth_rules(
     3. Considering the event's ``auth_events``:
        1. duplicate entries for a ``(type, state_key)``: reject;
        2. entries not matching the auth events selection (v12: the create event is never
-          selected; v10/11 rule 2.4: there must be an ``m.room.create`` entry): reject;
+          selected; v1-v11 rule 2.4: there must be an ``m.room.create`` entry): reject;
        3. entries that were rejected: reject (the caller's, see above);
        4. an auth event's ``room_id`` differs from the event's: reject.
     4. Create event ``content["m.federate"]`` is ``false`` and the ``sender``'s domain is not the
@@ -273,7 +273,7 @@ def _check_create_event(event: JsonDict, rv: RoomVersion) -> None:
 
     content = event["content"]
     # 1.1
-    if event.get("prev_events"):  # an empty list in either event format
+    if event.get("prev_events"):  # any entry at all, whatever the event format
         raise fail("1.1", "it has prev_events")
     # 1.2
     if rv.room_id_from_create_event:
@@ -321,7 +321,7 @@ def _select_auth_events(
 def _check_auth_event_list(
     ctx: AuthContext, auth_events: Mapping[StateKey, JsonDict], from_state: bool
 ) -> None:
-    """Rule 3 (v10/v11: rule 2): the event's cited ``auth_events`` against the given events."""
+    """Rule 3 (v1-v11: rule 2): the event's cited ``auth_events`` against the given events."""
     rv, event = ctx.rv, ctx.event
     if not event_refs_well_formed(event.get("auth_events"), rv):
         raise ctx.fail("3.2", "auth_events is not a list of event references")
@@ -351,11 +351,11 @@ def _check_auth_event_list(
             )
         if found[0] not in allowed:
             raise ctx.fail("3.2", f"auth event {event_id} {found[0]} is not an auth event for it")
-    # 3.2 (v10/v11: 2.4)
+    # 3.2 (v1-v11: 2.4)
     if not rv.room_id_from_create_event and create_id not in cited:
         raise ctx.fail("3.2", "no m.room.create event among its auth events", legacy="2.4")
     # 3.3 is the caller's: rejected events are never passed in.
-    # 3.4 (v10/v11: 2.5)
+    # 3.4 (v1-v11: 2.5)
     for key, auth_event in ctx.auth_events.items():
         if rv.room_id_from_create_event and key == CREATE_KEY:
             continue  # v12 create events have no room_id (rule 2 ties the room to them)

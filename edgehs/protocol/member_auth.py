@@ -1,4 +1,4 @@
-"""Authorization rule 5 (v10/v11: rule 4): ``m.room.member`` events.
+"""Authorization rule 5 (v6-v11: rule 4; v1-v5: rule 5): ``m.room.member`` events.
 
 https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v11/#authorization-rules

@@ -1,4 +1,4 @@
-"""Authorization rule 10 (v10/v11: rule 9): ``m.room.power_levels`` events.
+"""Authorization rule 10 (v6-v11: rule 9; v1-v5: rule 10): ``m.room.power_levels`` events.
 
 https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v11/#authorization-rules
