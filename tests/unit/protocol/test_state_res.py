@@ -10,6 +10,7 @@ an event with several parents is the resolution of their states, exactly as a se
 it. Each asserts the state at END: the state at START updated with the expected events.
 """
 
+import hashlib
 import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import replace
@@ -463,3 +464,9 @@ async def test_entry_point_picks_the_algorithm(rv: RoomVersion) -> None:
     assert await resolve_state(rv, states, dag.fetch) == await chosen(rv, states, dag.fetch)
     expected = "$T2" if not rv.state_res_v2 else "$T3"
     assert (await resolve_state(rv, states, dag.fetch))[(TOPIC, "")] == expected
+
+
+async def test_v1_equal_depths_take_the_lowest_sha1_of_the_event_id() -> None:
+    events = [("T1", ALICE, TOPIC, "", {"topic": "1"}), ("T3", ALICE, TOPIC, "", {"topic": "3"})]
+    lowest = min(["T1", "T3"], key=lambda name: hashlib.sha1(f"${name}".encode()).digest())
+    await scenario(ROOM_V1, events, [["END", "T1", "START"], ["END", "T3", "START"]], [lowest])
