@@ -107,6 +107,23 @@ async def test_a_room_of_each_version(client: TestClient, register, version: str
     members = await ok(await client.get(f"{V3}/rooms/{room_id}/joined_members",
                                         headers=alice.auth))
     assert set(members["joined"]) == {alice.user_id, bob.user_id}
+    # The event id in paths: one event, its context, a receipt, a reply in a thread.
+    quoted = quote(second, safe="")
+    event = await ok(await client.get(f"{V3}/rooms/{room_id}/event/{quoted}",
+                                      headers=alice.auth))
+    assert event["content"]["body"] == "hi"
+    context = await ok(await client.get(f"{V3}/rooms/{room_id}/context/{quoted}",
+                                        headers=alice.auth))
+    assert context["event"]["event_id"] == second
+    await ok(await client.post(f"{V3}/rooms/{room_id}/receipt/m.read/{quoted}", json={},
+                               headers=alice.auth))
+    reply = await send(client, alice, room_id, "t3", {
+        "msgtype": "m.text", "body": "in thread",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": second},
+    })
+    relations = await ok(await client.get(
+        f"/_matrix/client/v1/rooms/{room_id}/relations/{quoted}", headers=alice.auth))
+    assert [e["event_id"] for e in relations["chunk"]] == [reply]
 
 
 @pytest.mark.parametrize("version", ["5", "6"])
