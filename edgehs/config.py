@@ -46,7 +46,7 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     ),
     "max_upload_size": ("50M", "Largest media upload accepted."),
     "max_request_body_size": ("1M", "Largest non-media request body; larger ones get M_TOO_LARGE."),
-    "default_room_version": ("12", "Room version of new rooms (10, 11 or 12)."),
+    "default_room_version": ("12", "Room version of new rooms (a stable version, 1 to 12)."),
     "max_sync_timeout_ms": (30000, "Longest /sync long-poll the server holds open."),
     "rate_limits": (
         {
@@ -200,8 +200,9 @@ def load_config(path: Path) -> Config:
     host, port = parse_listen(_typed(raw, "listen", str, where), where)
     rate = _typed(raw, "rate_limits", dict, where)
     room_version = str(raw.get("default_room_version", OPTIONS["default_room_version"][0]))
-    if room_version not in {"10", "11", "12"}:
-        raise ConfigError(f"{where}: default_room_version must be 10, 11 or 12")
+    # The stable room versions of protocol/room_versions.py (config imports no layer).
+    if room_version not in {str(n) for n in range(1, 13)}:
+        raise ConfigError(f"{where}: default_room_version must be a room version from 1 to 12")
     level = _typed(raw, "log_level", str, where).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"{where}: log_level must be DEBUG, INFO, WARNING or ERROR")

@@ -5,11 +5,18 @@ https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules
 Shared by ``event_auth`` (the entry point), ``member_auth`` (rule 5, ``m.room.member``) and
 ``power_levels_auth`` (rule 10, ``m.room.power_levels``).
 
-Rule numbers in code and comments are those of room version 12, the default. v10 and v11 have
-no rule 2 (the room id check) and no rule 10.4, so :func:`rule_label` renumbers for them when a
-rule fails: 3.1-3.3 -> 2.1-2.3, 3.4 -> 2.5, 4-9 -> 3-8, 10.1-10.3 -> 9.1-9.3, 10.5-10.11 ->
-9.4-9.10 and 11 -> 10. (v10/v11 rule 2.4, "no m.room.create among the auth events", has no v12
-counterpart; it is passed as an explicit legacy label.)
+Rule numbers in code and comments are those of room version 12, the default.
+:func:`rule_label` renumbers them for older versions when a rule fails:
+
+- v1-v11 have no rule 2 (the room id check): 3.1-3.3 -> 2.1-2.3, 3.4 -> 2.5 and 4-11 -> 3-10.
+  (Their rule 2.4, "no m.room.create among the auth events", has no v12 counterpart; it is
+  passed as an explicit legacy label.)
+- v1-v11 have no rule 10.4; v1-v9 neither have rules 10.1 and 10.2 (integer-only levels, v10),
+  so their power levels rule starts with the ``users`` check.
+- v1-v5 have the m.room.aliases rule as rule 4, so their rules from m.room.member on are one
+  higher than in v6-v11 (the same numbers as v12).
+- v1-v7 have no rule 5.2 (join_authorised_via_users_server, v8) nor 5.3.5 (restricted joins);
+  v1-v6 have no rule 5.7 (knock).
 """
 
 from collections.abc import Callable, Mapping
@@ -37,22 +44,43 @@ def reject_third_party_signatures(signed: JsonDict, public_key: str) -> bool:
 
 
 def rule_label(rv: RoomVersion, rule: str, legacy: str | None = None) -> str:
-    """``rule`` (a v12 rule number) as it is numbered in ``rv``; ``legacy`` overrides for v10/11."""
+    """``rule`` (a v12 rule number) as it is numbered in ``rv``; ``legacy`` overrides it for
+    versions before 12 (for rules v12 does not have)."""
     if rv.room_id_from_create_event:
         return rule
     if legacy is not None:
         return legacy
     top, _, rest = rule.partition(".")
     number = int(top)
-    if number == 3 and rest == "4":
+    parts = [int(part) for part in rest.split(".")] if rest else []
+    if number == 3 and parts == [4]:
         return "2.5"
-    if number == 10 and rest:
-        sub, _, tail = rest.partition(".")
-        sub_number = int(sub) if int(sub) <= 3 else int(sub) - 1
-        return ".".join(part for part in ("9", str(sub_number), tail) if part)
+    if number == 5 and parts:
+        parts = _member_rule_parts(rv, parts)
+    if number == 10 and parts:
+        sub = parts[0]
+        if rv.enforce_int_power_levels:
+            parts[0] = sub if sub <= 3 else sub - 1
+        else:
+            parts[0] = max(sub - 2, 1) if sub <= 3 else sub - 3
     if number >= 3:
-        return ".".join(part for part in (str(number - 1), rest) if part)
-    return rule
+        number -= 1
+    if rv.special_case_aliases_auth and number >= 4:
+        number += 1
+    return ".".join(str(part) for part in (number, *parts))
+
+
+def _member_rule_parts(rv: RoomVersion, parts: list[int]) -> list[int]:
+    """The sub-rule numbers of rule 5 (``m.room.member``) as ``rv`` numbers them."""
+    sub, *tail = parts
+    if not rv.restricted_join_rule:
+        if sub == 3 and tail and tail[0] >= 6:  # no 5.3.5 (restricted joins)
+            tail = [tail[0] - 1, *tail[1:]]
+        if sub >= 3:  # no 5.2 (join_authorised_via_users_server)
+            sub -= 1
+    if not rv.knock_join_rule and sub == (8 if rv.restricted_join_rule else 7):
+        sub -= 1  # no knock rule before the "unknown membership" one
+    return [sub, *tail]
 
 
 def domain(identifier: str) -> str:

@@ -38,8 +38,11 @@ def json_size(obj: object) -> int:
     return len(_encode(obj))
 
 
-def check_canonical_json(obj: object) -> None:
+def check_canonical_json(obj: object, *, strict: bool = True) -> None:
     """Reject values that canonical JSON cannot represent, as room versions >= 6 require.
+
+    ``strict=False`` (events of room versions 1-5, before ``rv.strict_canonical_json``) skips
+    rules 1 and 2: floats and integers of any size are allowed there.
 
     https://spec.matrix.org/v1.19/appendices/#canonical-json and
     https://spec.matrix.org/v1.19/rooms/v10/#canonical-json ("Servers MUST strictly enforce
@@ -59,6 +62,8 @@ def check_canonical_json(obj: object) -> None:
             continue
         if isinstance(value, str):
             _check_string(value, path)
+            continue
+        if isinstance(value, int | float) and not strict:
             continue
         if isinstance(value, float):
             # 1. Floats are not permitted.

@@ -1,17 +1,25 @@
-"""The authorization rules for room versions 10, 11 and 12, and auth events selection.
+"""The authorization rules for room versions 1 to 12, and auth events selection.
 
 https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v11/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v10/#authorization-rules
+https://spec.matrix.org/v1.19/rooms/v8/#authorization-rules
+https://spec.matrix.org/v1.19/rooms/v7/#authorization-rules
+https://spec.matrix.org/v1.19/rooms/v6/#authorization-rules
+https://spec.matrix.org/v1.19/rooms/v3/#authorization-rules
+https://spec.matrix.org/v1.19/rooms/v1/#authorization-rules
 https://spec.matrix.org/v1.19/server-server-api/#auth-events-selection
 
 Pure: events are PDU-format dicts (with ``event_id``) and a failed rule raises ``AuthError``
 (403 ``M_FORBIDDEN``) naming the rule. Rule 5 lives in ``member_auth``, rule 10 in
-``power_levels_auth``; numbering follows v12 (``auth_context`` explains the v10/v11 numbers).
+``power_levels_auth``; numbering follows v12 in code (``auth_context.rule_label`` gives each
+version's own numbers in error messages).
 
-Redactions have no rule of their own in these versions: an ``m.room.redaction`` only needs the
-power level of its event type (rule 8); the *redact* level is applied when the redaction is
-enforced (https://spec.matrix.org/v1.19/rooms/v11/#handling-redactions), not here.
+From v3 on, redactions have no rule of their own: an ``m.room.redaction`` only needs the power
+level of its event type (rule 8); the *redact* level is applied when the redaction is enforced
+(https://spec.matrix.org/v1.19/rooms/v3/#handling-redactions), not here. v1 and v2 have rule 11
+(``rv.redaction_domain_auth``): below the redact level, only events of the redaction's own
+server may be redacted.
 """
 
 from collections.abc import Mapping
@@ -26,6 +34,7 @@ from edgehs.protocol.auth_context import (
     reject_third_party_signatures,
     rule_label,
 )
+from edgehs.protocol.events import auth_event_ids, event_refs_well_formed, redaction_target
 from edgehs.protocol.member_auth import check_member_event
 from edgehs.protocol.power_levels import CREATE_KEY, POWER_LEVELS_KEY, event_power_level
 from edgehs.protocol.power_levels_auth import check_power_levels_event
@@ -116,31 +125,41 @@ def check_auth_rules(
     were not rejected. ``verify_signature`` checks third-party invite signatures (rule 5.4.1.7);
     the default rejects them all.
 
-    The rules, numbered as in v12 (v10/v11 have no rule 2 and shift rules 3-11 down by one):
+    The rules, numbered as in v12 (v1-v11 have no rule 2 and shift rules 3-11 down by one;
+    v1-v5 then insert the m.room.aliases rule as rule 4, so their rules 5-10 carry the v12
+    numbers again; ``auth_context.rule_label`` maps the numbers in messages):
 
     1. ``m.room.create``:
        1. it has ``prev_events``: reject;
-       2. v12: it has a ``room_id``: reject; v10/v11: the ``room_id`` domain is not the
+       2. v12: it has a ``room_id``: reject; v1-v11: the ``room_id`` domain is not the
           ``sender``'s: reject;
        3. ``content.room_version`` present and not a known version: reject;
-       4. v10: no ``content.creator``: reject; v12: ``content.additional_creators`` present and
-          not an array of valid user ids: reject;
+       4. v1-v10: no ``content.creator``: reject; v12: ``content.additional_creators``
+          present and not an array of valid user ids: reject;
        5. otherwise allow.
     2. (v12) ``room_id`` is not the create event's id with the ``!`` sigil: reject.
     3. Considering the event's ``auth_events``:
        1. duplicate entries for a ``(type, state_key)``: reject;
        2. entries not matching the auth events selection (v12: the create event is never
-          selected; v10/11 rule 2.4: there must be an ``m.room.create`` entry): reject;
+          selected; v1-v11 rule 2.4: there must be an ``m.room.create`` entry): reject;
        3. entries that were rejected: reject (the caller's, see above);
        4. an auth event's ``room_id`` differs from the event's: reject.
     4. Create event ``content["m.federate"]`` is ``false`` and the ``sender``'s domain is not the
        create event sender's: reject.
+    (v1-v5 rule 4) ``m.room.aliases`` (``rv.special_case_aliases_auth``):
+       1. no ``state_key``: reject;
+       2. the ``sender``'s domain is not the ``state_key``: reject;
+       3. otherwise allow.
     5. ``m.room.member``: see ``member_auth.check_member_event``.
     6. The ``sender`` is not joined: reject.
     7. ``m.room.third_party_invite``: allow iff the ``sender``'s level >= the invite level.
     8. The event type's required power level is greater than the ``sender``'s: reject.
     9. A ``state_key`` starting with ``@`` that is not the ``sender``: reject.
     10. ``m.room.power_levels``: see ``power_levels_auth.check_power_levels_event``.
+    (v1, v2 rule 11) ``m.room.redaction`` (``rv.redaction_domain_auth``):
+       1. the ``sender``'s level >= the redact level: allow;
+       2. the domain of the redacted event's id is that of the redaction's id: allow;
+       3. otherwise reject.
     11. Otherwise allow.
     """
     _check_well_formed(event)
@@ -168,6 +187,16 @@ def check_auth_rules(
     federate = _content(create_event).get("m.federate")
     if federate is False and domain(ctx.sender) != domain(str(create_event.get("sender", ""))):
         raise ctx.fail("4", "the room does not federate and the sender is from another server")
+    # v1-v5 rule 4
+    if rv.special_case_aliases_auth and event["type"] == "m.room.aliases":
+        alias_key = event.get("state_key")
+        if not isinstance(alias_key, str):  # 4.1
+            raise ctx.fail("4", "m.room.aliases event has no state_key", legacy="4.1")
+        if alias_key != domain(ctx.sender):  # 4.2
+            raise ctx.fail(
+                "4", "m.room.aliases state_key is not the sender's server", legacy="4.2"
+            )
+        return  # 4.3
     # 5
     if event["type"] == "m.room.member":
         check_member_event(ctx)
@@ -192,7 +221,27 @@ def check_auth_rules(
     # 10
     if event["type"] == "m.room.power_levels":
         check_power_levels_event(ctx)
+    # v1, v2 rule 11
+    if event["type"] == "m.room.redaction" and rv.redaction_domain_auth:
+        _check_legacy_redaction(ctx, sender_level)
     # 11: allow
+
+
+def _check_legacy_redaction(ctx: AuthContext, sender_level: int | float) -> None:
+    """v1/v2 rule 11 (see :func:`check_auth_rules`); ``redacts`` is at the top level."""
+    # 11.1
+    if sender_level >= ctx.named_level("redact"):
+        return
+    # 11.2
+    target = redaction_target(ctx.event)
+    if target is not None and domain(target) == domain(str(ctx.event.get("event_id", ""))):
+        return
+    # 11.3
+    raise ctx.fail(
+        "11",
+        "sender is below the redact level and the event is from another server",
+        legacy="11.3",
+    )
 
 
 def _content(event: JsonDict) -> JsonDict:
@@ -224,7 +273,7 @@ def _check_create_event(event: JsonDict, rv: RoomVersion) -> None:
 
     content = event["content"]
     # 1.1
-    if event.get("prev_events"):
+    if event.get("prev_events"):  # any entry at all, whatever the event format
         raise fail("1.1", "it has prev_events")
     # 1.2
     if rv.room_id_from_create_event:
@@ -259,8 +308,7 @@ def _select_auth_events(
     (and the create event, which v12 events do not cite)."""
     if from_state:
         return auth_events
-    cited = event.get("auth_events")
-    cited_ids = set(cited) if isinstance(cited, list) else set()
+    cited_ids = set(auth_event_ids(event))
     selected = {
         key: auth_event
         for key, auth_event in auth_events.items()
@@ -273,11 +321,11 @@ def _select_auth_events(
 def _check_auth_event_list(
     ctx: AuthContext, auth_events: Mapping[StateKey, JsonDict], from_state: bool
 ) -> None:
-    """Rule 3 (v10/v11: rule 2): the event's cited ``auth_events`` against the given events."""
+    """Rule 3 (v1-v11: rule 2): the event's cited ``auth_events`` against the given events."""
     rv, event = ctx.rv, ctx.event
-    cited: Any = event.get("auth_events")
-    if not isinstance(cited, list) or not all(isinstance(item, str) for item in cited):
-        raise ctx.fail("3.2", "auth_events is not a list of event ids")
+    if not event_refs_well_formed(event.get("auth_events"), rv):
+        raise ctx.fail("3.2", "auth_events is not a list of event references")
+    cited = auth_event_ids(event)
     by_id = {
         auth_event.get("event_id"): (key, auth_event) for key, auth_event in auth_events.items()
     }
@@ -303,11 +351,11 @@ def _check_auth_event_list(
             )
         if found[0] not in allowed:
             raise ctx.fail("3.2", f"auth event {event_id} {found[0]} is not an auth event for it")
-    # 3.2 (v10/v11: 2.4)
+    # 3.2 (v1-v11: 2.4)
     if not rv.room_id_from_create_event and create_id not in cited:
         raise ctx.fail("3.2", "no m.room.create event among its auth events", legacy="2.4")
     # 3.3 is the caller's: rejected events are never passed in.
-    # 3.4 (v10/v11: 2.5)
+    # 3.4 (v1-v11: 2.5)
     for key, auth_event in ctx.auth_events.items():
         if rv.room_id_from_create_event and key == CREATE_KEY:
             continue  # v12 create events have no room_id (rule 2 ties the room to them)

@@ -1,16 +1,18 @@
-"""Authorization rule 5 (v10/v11: rule 4): ``m.room.member`` events.
+"""Authorization rule 5 (v6-v11: rule 4; v1-v5: rule 5): ``m.room.member`` events.
 
 https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v11/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v10/#authorization-rules
 
-Numbers are v12's (see ``auth_context`` for the v10/v11 renumbering). Every path either returns
+Numbers are v12's (see ``auth_context`` for the renumbering of older versions: v1-v7 have no
+rule 5.2 nor 5.3.5, v1-v6 no rule 5.7). Every path either returns
 (allow) or raises ``AuthError`` (reject): membership events never reach rules 6-11.
 """
 
 from typing import Any
 
 from edgehs.protocol.auth_context import AuthContext, domain, is_valid_user_id
+from edgehs.protocol.events import prev_event_ids
 
 JOIN = "join"
 INVITE = "invite"
@@ -23,13 +25,13 @@ def check_member_event(ctx: AuthContext) -> None:
     """Rule 5: ``m.room.member``.
 
     1. No ``state_key`` or no ``membership`` in ``content``: reject.
-    2. ``content.join_authorised_via_users_server`` present: the event must be signed by that
-       user's server, else reject.
+    2. (v8+, ``rv.restricted_join_rule``) ``content.join_authorised_via_users_server``
+       present: the event must be signed by that user's server, else reject.
     3. ``join``: see :func:`_check_join` (5.3.1-5.3.7).
     4. ``invite``: see :func:`_check_invite` (5.4.1-5.4.5).
     5. ``leave``: see :func:`_check_leave` (5.5.1-5.5.5).
     6. ``ban``: see :func:`_check_ban` (5.6.1-5.6.3).
-    7. ``knock``: see :func:`_check_knock` (5.7.1-5.7.4).
+    7. (v7+, ``rv.knock_join_rule``) ``knock``: see :func:`_check_knock` (5.7.1-5.7.4).
     8. Otherwise the membership is unknown: reject.
     """
     # 5.1
@@ -40,7 +42,7 @@ def check_member_event(ctx: AuthContext) -> None:
     if not isinstance(membership, str):
         raise ctx.fail("5.1", "m.room.member event has no membership in content")
     # 5.2
-    if "join_authorised_via_users_server" in ctx.content:
+    if ctx.rv.restricted_join_rule and "join_authorised_via_users_server" in ctx.content:
         authoriser = ctx.content["join_authorised_via_users_server"]
         if not is_valid_user_id(authoriser) or not _signed_by(ctx, domain(authoriser)):
             raise ctx.fail("5.2", "not signed by the server of join_authorised_via_users_server")
@@ -77,11 +79,12 @@ def _check_join(ctx: AuthContext, state_key: str) -> None:
     """Rule 5.3, ``membership`` is ``join``.
 
     1. The only previous event is the ``m.room.create`` event and ``state_key`` is the creator
-       (v10: ``content.creator``; v11+: the create event's ``sender``): allow.
+       (v1-v10: ``content.creator``; v11+: the create event's ``sender``): allow.
     2. ``sender`` does not match ``state_key``: reject.
     3. ``sender`` is banned: reject.
-    4. ``join_rule`` is ``invite`` or ``knock``: allow if membership is ``invite`` or ``join``.
-    5. ``join_rule`` is ``restricted`` or ``knock_restricted``:
+    4. ``join_rule`` is ``invite`` or (v7+) ``knock``: allow if membership is ``invite`` or
+       ``join``.
+    5. (v8+) ``join_rule`` is ``restricted`` or (v10+) ``knock_restricted``:
        1. membership is ``join`` or ``invite``: allow;
        2. ``join_authorised_via_users_server`` is not a user able to invite (joined, and at
           or above the invite level): reject;
@@ -91,17 +94,13 @@ def _check_join(ctx: AuthContext, state_key: str) -> None:
     """
     rv = ctx.rv
     # 5.3.1
-    prev_events = ctx.event.get("prev_events")
+    prev_events = prev_event_ids(ctx.event)
     if rv.implicit_room_creator:
         creator = ctx.create_event.get("sender")
     else:
         create_content = ctx.create_event.get("content")
         creator = create_content.get("creator") if isinstance(create_content, dict) else None
-    if (
-        isinstance(prev_events, list)
-        and prev_events == [ctx.create_event.get("event_id")]
-        and state_key == creator
-    ):
+    if prev_events == [ctx.create_event.get("event_id")] and state_key == creator:
         return
     # 5.3.2
     if ctx.sender != state_key:

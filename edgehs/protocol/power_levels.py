@@ -168,3 +168,34 @@ def notification_power_level(key: str, power_levels: JsonDict | None) -> int:
     if isinstance(notifications, dict):
         return as_int(notifications.get(key), 50)
     return 50
+
+
+# The power levels content keys holding one level, and those holding a map of levels.
+_NAMED_LEVEL_KEYS = ("users_default", "events_default", "state_default", "ban", "redact", "kick",
+                     "invite")
+_LEVEL_MAP_KEYS = ("users", "events", "notifications")
+
+
+def with_integer_levels(content: JsonDict) -> JsonDict:
+    """A copy of power levels ``content`` with integer strings (allowed before room version
+    10) turned into integers, as v10+ rooms require (``rv.enforce_int_power_levels``): used
+    when a room is upgraded. Other values are left for the authorization rules to judge."""
+    out = dict(content)
+    for key in _NAMED_LEVEL_KEYS:
+        if key in out:
+            out[key] = _integer_string_as_int(out[key])
+    for key in _LEVEL_MAP_KEYS:
+        levels = out.get(key)
+        if isinstance(levels, dict):
+            out[key] = {name: _integer_string_as_int(level) for name, level in levels.items()}
+    return out
+
+
+def _integer_string_as_int(level: Any) -> Any:
+    """An integer string (``"50"``, ``" -1"``) as its integer; any other value unchanged."""
+    if isinstance(level, str):
+        text = level.strip()
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if digits.isdigit():
+            return int(text)
+    return level

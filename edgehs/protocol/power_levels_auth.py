@@ -1,10 +1,10 @@
-"""Authorization rule 10 (v10/v11: rule 9): ``m.room.power_levels`` events.
+"""Authorization rule 10 (v6-v11: rule 9; v1-v5: rule 10): ``m.room.power_levels`` events.
 
 https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v11/#authorization-rules
 https://spec.matrix.org/v1.19/rooms/v10/#authorization-rules
 
-Numbers are v12's (see ``auth_context`` for the v10/v11 renumbering).
+Numbers are v12's (see ``auth_context`` for the renumbering of older versions).
 """
 
 from typing import Any
@@ -22,6 +22,12 @@ NAMED_LEVELS = (
     "invite",
 )
 LEVEL_MAPS = ("events", "notifications")
+
+
+def _level_maps(ctx: AuthContext) -> tuple[str, ...]:
+    """The level maps rules 10.2, 10.7 and 10.8 look at: ``notifications`` only from v6
+    (``rv.limit_notifications_power_levels``)."""
+    return LEVEL_MAPS if ctx.rv.limit_notifications_power_levels else ("events",)
 
 
 def check_power_levels_event(ctx: AuthContext) -> None:
@@ -47,7 +53,8 @@ def check_power_levels_event(ctx: AuthContext) -> None:
     11. Otherwise allow.
 
     Rules 10.1 and 10.2 came with v10 (``rv.enforce_int_power_levels``); older versions accept
-    integer strings, which :func:`is_power_level_value` allows for them.
+    integer strings, which :func:`is_power_level_value` allows for them. Before v6
+    (``rv.limit_notifications_power_levels``) rules 10.7 and 10.8 look at ``events`` only.
     """
     rv, new = ctx.rv, ctx.content
     # 10.1
@@ -55,7 +62,7 @@ def check_power_levels_event(ctx: AuthContext) -> None:
         if name in new and not is_power_level_value(new[name], rv):
             raise ctx.fail("10.1", f"{name} is not an integer")
     # 10.2
-    for map_name in LEVEL_MAPS:
+    for map_name in _level_maps(ctx):
         if map_name in new and not _is_level_map(new[map_name], ctx):
             raise ctx.fail("10.2", f"{map_name} is not an object with integer values")
     # 10.3
@@ -81,7 +88,7 @@ def check_power_levels_event(ctx: AuthContext) -> None:
             raise ctx.fail("10.6.1", f"current {name} {old_value} is above the sender's level")
         if new_value is not None and new_value > sender_level:  # 10.6.2
             raise ctx.fail("10.6.2", f"new {name} {new_value} is above the sender's level")
-    for map_name in LEVEL_MAPS:
+    for map_name in _level_maps(ctx):
         old_map, new_map = _level_map(old, map_name), _level_map(new, map_name)
         for key in old_map.keys() | new_map.keys():
             old_value, new_value = old_map.get(key), new_map.get(key)

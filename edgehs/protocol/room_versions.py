@@ -4,7 +4,7 @@ https://spec.matrix.org/v1.19/rooms/
 
 Code asks a named flag (``rv.knock_join_rule``), never ``rv.identifier in {...}``. Each version is
 the previous one with the differences spelled out via ``dataclasses.replace``. edgehs supports
-versions 10, 11 and 12; v12 is the default, as the spec recommends.
+every stable version, 1 to 12; v12 is the default, as the spec recommends.
 """
 
 from dataclasses import dataclass, replace
@@ -15,10 +15,35 @@ from edgehs.errors import Codes, MatrixError
 @dataclass(frozen=True)
 class RoomVersion:
     identifier: str
+    # v1, v2: the origin server picks the event id (``$random:server_name``) and puts it in the
+    # PDU (https://spec.matrix.org/v1.19/rooms/v1/#event-ids); from v3 it is the reference hash.
+    event_id_in_pdu: bool
+    # v1, v2: prev_events and auth_events are ``[event_id, {"sha256": hash}]`` pairs; from v3
+    # they are plain event ids.
+    event_refs_with_hashes: bool
+    # v4: event ids use URL-safe base64 (v3 uses standard base64).
+    urlsafe_event_ids: bool
+    # v2: state resolution v2 (v1 uses the original algorithm).
+    state_res_v2: bool
+    # v1, v2: rule 11, an m.room.redaction is allowed for a sender below the redact level only
+    # when the redacted event comes from the redaction's own server (the event ids' domains).
+    redaction_domain_auth: bool
+    # v5: a signing key's ``valid_until_ts`` is enforced when checking event signatures.
+    enforce_key_validity: bool
+    # v1-v5: m.room.aliases has its own authorization rule (state_key = sender's server) and
+    # the redaction algorithm keeps its ``aliases``.
+    special_case_aliases_auth: bool
+    # v6: events must be strict canonical JSON (no floats, integers in [-(2**53)+1, 2**53-1]).
+    strict_canonical_json: bool
+    # v6: the power levels rule also checks changes to ``notifications``.
+    limit_notifications_power_levels: bool
     # v7: the "knock" join rule and membership.
     knock_join_rule: bool
-    # v8: the "restricted" join rule with join_authorised_via_users_server.
+    # v8: the "restricted" join rule with join_authorised_via_users_server (the redaction
+    # algorithm keeps the join rules' ``allow``).
     restricted_join_rule: bool
+    # v9: the redaction algorithm keeps m.room.member's join_authorised_via_users_server.
+    redaction_keeps_join_authorised: bool
     # v10: "knock_restricted" join rule.
     knock_restricted_join_rule: bool
     # v10: power level values must be integers (not strings).
@@ -39,18 +64,63 @@ class RoomVersion:
     state_res_v2_1: bool
 
 
-ROOM_V10 = RoomVersion(
-    identifier="10",
-    knock_join_rule=True,
-    restricted_join_rule=True,
-    knock_restricted_join_rule=True,
-    enforce_int_power_levels=True,
+ROOM_V1 = RoomVersion(
+    identifier="1",
+    event_id_in_pdu=True,
+    event_refs_with_hashes=True,
+    urlsafe_event_ids=False,
+    state_res_v2=False,
+    redaction_domain_auth=True,
+    enforce_key_validity=False,
+    special_case_aliases_auth=True,
+    strict_canonical_json=False,
+    limit_notifications_power_levels=False,
+    knock_join_rule=False,
+    restricted_join_rule=False,
+    redaction_keeps_join_authorised=False,
+    knock_restricted_join_rule=False,
+    enforce_int_power_levels=False,
     implicit_room_creator=False,
     redacts_in_content=False,
     updated_redaction_rules=False,
     room_id_from_create_event=False,
     creators_have_infinite_power=False,
     state_res_v2_1=False,
+)
+
+ROOM_V2 = replace(ROOM_V1, identifier="2", state_res_v2=True)
+
+ROOM_V3 = replace(
+    ROOM_V2,
+    identifier="3",
+    event_id_in_pdu=False,
+    event_refs_with_hashes=False,
+    redaction_domain_auth=False,
+)
+
+ROOM_V4 = replace(ROOM_V3, identifier="4", urlsafe_event_ids=True)
+
+ROOM_V5 = replace(ROOM_V4, identifier="5", enforce_key_validity=True)
+
+ROOM_V6 = replace(
+    ROOM_V5,
+    identifier="6",
+    special_case_aliases_auth=False,
+    strict_canonical_json=True,
+    limit_notifications_power_levels=True,
+)
+
+ROOM_V7 = replace(ROOM_V6, identifier="7", knock_join_rule=True)
+
+ROOM_V8 = replace(ROOM_V7, identifier="8", restricted_join_rule=True)
+
+ROOM_V9 = replace(ROOM_V8, identifier="9", redaction_keeps_join_authorised=True)
+
+ROOM_V10 = replace(
+    ROOM_V9,
+    identifier="10",
+    knock_restricted_join_rule=True,
+    enforce_int_power_levels=True,
 )
 
 ROOM_V11 = replace(
@@ -70,7 +140,11 @@ ROOM_V12 = replace(
 )
 
 KNOWN_ROOM_VERSIONS: dict[str, RoomVersion] = {
-    rv.identifier: rv for rv in (ROOM_V10, ROOM_V11, ROOM_V12)
+    rv.identifier: rv
+    for rv in (
+        ROOM_V1, ROOM_V2, ROOM_V3, ROOM_V4, ROOM_V5, ROOM_V6,
+        ROOM_V7, ROOM_V8, ROOM_V9, ROOM_V10, ROOM_V11, ROOM_V12,
+    )
 }
 
 DEFAULT_ROOM_VERSION = ROOM_V12

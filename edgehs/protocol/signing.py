@@ -23,6 +23,7 @@ from signedjson.sign import sign_json as _sign_json
 from signedjson.types import SigningKey
 
 from edgehs.errors import Codes, MatrixError
+from edgehs.protocol.room_versions import RoomVersion
 from edgehs.types import JsonDict
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "encode_signing_key",
     "generate_signing_key",
     "key_id",
+    "key_valid_for_event",
     "sign_json",
     "signature_key_ids",
     "verify_json",
@@ -171,3 +173,14 @@ def verify_json(obj: JsonDict, server_name: str, key_id: str, verify_key_b64: st
         raise MatrixError(
             403, Codes.FORBIDDEN, f"Signature from {server_name} with {key_id} invalid: {e}"
         ) from e
+
+
+def key_valid_for_event(valid_until_ts: int, origin_server_ts: int, rv: RoomVersion) -> bool:
+    """Whether a server key whose ``valid_until_ts`` is given may verify an event sent at
+    ``origin_server_ts``.
+
+    https://spec.matrix.org/v1.19/rooms/v5/#signing-key-validity-period: from room version 5
+    (``rv.enforce_key_validity``) the event's ``origin_server_ts`` must not be later than the
+    key's ``valid_until_ts``; earlier versions accept any key the server published.
+    """
+    return not rv.enforce_key_validity or origin_server_ts <= valid_until_ts

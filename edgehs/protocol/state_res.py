@@ -1,7 +1,10 @@
-"""State resolution v2 (room versions 10, 11) and v2.1 (room version 12).
+"""State resolution v1 (room version 1), v2 (room versions 2-11) and v2.1 (room version 12).
 
+https://spec.matrix.org/v1.19/rooms/v1/#state-resolution (v1)
 https://spec.matrix.org/v1.19/rooms/v11/#state-resolution (v2, unchanged since room v2)
 https://spec.matrix.org/v1.19/rooms/v12/#state-resolution (v2.1, MSC4297)
+
+:func:`resolve_state` is the entry point: it picks the algorithm from the room version.
 
 Pure: the only input besides the state sets is ``fetch_events``, an async callback returning the
 PDUs it knows for the ids asked (unknown ids are left out, and such events take no part). The
@@ -21,12 +24,14 @@ failing auth against their own auth events should never appear in the state sets
 chains; events rejected against the state at them take part as usual (spec, "Rejected events").
 """
 
+import hashlib
 import heapq
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 
 from edgehs.errors import AuthError
 from edgehs.protocol.auth_context import ThirdPartySignatureVerifier, reject_third_party_signatures
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
+from edgehs.protocol.events import auth_event_ids
 from edgehs.protocol.power_levels import CREATE_KEY, POWER_LEVELS_KEY, user_power_level
 from edgehs.protocol.room_versions import RoomVersion
 from edgehs.types import JsonDict, StateKey
@@ -66,6 +71,93 @@ def separate(
 
 
 async def resolve_state(
+    rv: RoomVersion,
+    state_sets: Sequence[Mapping[StateKey, str]],
+    fetch_events: FetchEvents,
+    *,
+    verify_signature: ThirdPartySignatureVerifier = reject_third_party_signatures,
+) -> dict[StateKey, str]:
+    """Resolve ``state_sets`` into one state map with the algorithm of room version ``rv``:
+    v1 (:func:`resolve_state_v1`) unless ``rv.state_res_v2``, else v2 or, when
+    ``rv.state_res_v2_1``, v2.1 (:func:`resolve_state_v2`)."""
+    if not rv.state_res_v2:
+        return await resolve_state_v1(
+            rv, state_sets, fetch_events, verify_signature=verify_signature
+        )
+    return await resolve_state_v2(rv, state_sets, fetch_events, verify_signature=verify_signature)
+
+
+async def resolve_state_v1(
+    rv: RoomVersion,
+    state_sets: Sequence[Mapping[StateKey, str]],
+    fetch_events: FetchEvents,
+    *,
+    verify_signature: ThirdPartySignatureVerifier = reject_third_party_signatures,
+) -> dict[StateKey, str]:
+    """Resolve ``state_sets`` with the original algorithm of room version 1.
+
+    https://spec.matrix.org/v1.19/rooms/v1/#state-resolution
+
+    1. R is the union of the state sets without the conflicted keys.
+    2. If the ``m.room.power_levels`` events conflict:
+       1. assemble them into a list;
+       2. sort it by ascending depth, then descending ``sha1(event_id)``;
+       3. add the first event to R;
+       4. for each later event: if it is allowed by the authorization rules in state R,
+          update R with it and go on, else stop.
+    3. The same for the ``m.room.join_rules`` events.
+    4. The same for the ``m.room.member`` events (each conflicted state key on its own).
+    5. For every other conflicted key, the event with the highest depth and then the lowest
+       ``sha1(event_id)`` that passes the authorization rules in R.
+
+    Events ``fetch_events`` does not know take no part.
+    """
+    unconflicted, conflicted = separate(state_sets)
+    if not conflicted:
+        return unconflicted
+    graph = _EventGraph(rv, fetch_events)
+    await graph.load(set[str]().union(*conflicted.values()))
+    # 1
+    resolved = dict(unconflicted)
+    authorising = [POWER_LEVELS_KEY, ("m.room.join_rules", "")]  # 2, 3
+    authorising += sorted(key for key in conflicted if key[0] == "m.room.member")  # 4
+    for key in authorising:
+        if key not in conflicted:
+            continue
+        events = [graph.events[e] for e in conflicted[key] if e in graph.events]
+        events.sort(key=lambda event: (_depth(event), _negated(_sha1(event))))  # 2.1, 2.2
+        for index, event in enumerate(events):
+            # 2.3: the first is added; 2.4: each later one while the rules allow it
+            if index == 0 or await _passes_auth(graph, event, resolved, verify_signature):
+                resolved[key] = event["event_id"]
+            else:
+                break
+    # 5
+    for key in sorted(conflicted.keys() - set(authorising)):
+        events = [graph.events[e] for e in conflicted[key] if e in graph.events]
+        events.sort(key=lambda event: (-_depth(event), _sha1(event)))
+        for event in events:
+            if await _passes_auth(graph, event, resolved, verify_signature):
+                resolved[key] = event["event_id"]
+                break
+    return resolved
+
+
+def _depth(event: JsonDict) -> int:
+    depth = event.get("depth")
+    return depth if isinstance(depth, int) and not isinstance(depth, bool) else 0
+
+
+def _sha1(event: JsonDict) -> bytes:
+    return hashlib.sha1(str(event.get("event_id")).encode("utf-8")).digest()
+
+
+def _negated(digest: bytes) -> bytes:
+    """A key that sorts byte strings of one length in descending order."""
+    return bytes(255 - byte for byte in digest)
+
+
+async def resolve_state_v2(
     rv: RoomVersion,
     state_sets: Sequence[Mapping[StateKey, str]],
     fetch_events: FetchEvents,
@@ -148,8 +240,7 @@ class _EventGraph:
 
     def auth_ids(self, event: JsonDict) -> list[str]:
         """The event's ``auth_events``, plus (v12) the implicit create event."""
-        cited = event.get("auth_events")
-        ids = [e for e in cited if isinstance(e, str)] if isinstance(cited, list) else []
+        ids = auth_event_ids(event)
         room_id = event.get("room_id")
         implicit_create = self.rv.room_id_from_create_event and event.get("type") != "m.room.create"
         if implicit_create and isinstance(room_id, str) and room_id.startswith("!"):
@@ -273,32 +364,47 @@ async def _iterative_auth_checks(
         state_key = event.get("state_key")
         if not isinstance(state_key, str) or not isinstance(event.get("type"), str):
             continue
-        auth_events = await graph.auth_events(event)
-        content = event.get("content")
-        needed = auth_types_for_event(
-            event["type"],
-            str(event.get("sender")),
-            state_key,
-            content if isinstance(content, dict) else {},
-            graph.rv,
-        )
-        for key in [*needed, CREATE_KEY]:
-            if key in state:
-                state_event = await graph.get(state[key])
-                if state_event is not None:
-                    auth_events[key] = state_event
-        try:
-            check_auth_rules(
-                event,
-                auth_events,
-                graph.rv,
-                auth_events_from_state=True,
-                verify_signature=verify_signature,
-            )
-        except AuthError:
-            continue
-        state[(event["type"], state_key)] = event_id
+        if await _passes_auth(graph, event, state, verify_signature):
+            state[(event["type"], state_key)] = event_id
     return state
+
+
+async def _passes_auth(
+    graph: _EventGraph,
+    event: JsonDict,
+    state: Mapping[StateKey, str],
+    verify_signature: ThirdPartySignatureVerifier,
+) -> bool:
+    """Whether the state event ``event`` passes the authorization rules against ``state``; a
+    key the rules need that the state lacks comes from the event's own auth events."""
+    state_key = event.get("state_key")
+    if not isinstance(state_key, str) or not isinstance(event.get("type"), str):
+        return False
+    auth_events = await graph.auth_events(event)
+    content = event.get("content")
+    needed = auth_types_for_event(
+        event["type"],
+        str(event.get("sender")),
+        state_key,
+        content if isinstance(content, dict) else {},
+        graph.rv,
+    )
+    for key in [*needed, CREATE_KEY]:
+        if key in state:
+            state_event = await graph.get(state[key])
+            if state_event is not None:
+                auth_events[key] = state_event
+    try:
+        check_auth_rules(
+            event,
+            auth_events,
+            graph.rv,
+            auth_events_from_state=True,
+            verify_signature=verify_signature,
+        )
+    except AuthError:
+        return False
+    return True
 
 
 async def _mainline_sort(

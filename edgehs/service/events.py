@@ -27,6 +27,9 @@ from edgehs.protocol.canonical_json import check_canonical_json, json_size
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
 from edgehs.protocol.events import (
     compute_event_id,
+    event_reference,
+    new_legacy_event_id,
+    prev_event_ids,
     redaction_target,
     room_id_for_create_event,
     sign_event,
@@ -200,7 +203,8 @@ class EventService:
             head = await self._head(room_id)
             keys = auth_types_for_event(event_type, sender, state_key, content, rv)
             known = await self.events.get_pdus(
-                head.state[k] for k in {*keys, CREATE_KEY} if k in head.state
+                [*(head.state[k] for k in {*keys, CREATE_KEY} if k in head.state),
+                 *(head.extremities if rv.event_refs_with_hashes else ())]
             )
             if redacts is not None:
                 await check_may_redact(self.events, room_id, sender, redacts, head.state)
@@ -223,7 +227,8 @@ class EventService:
         known: Mapping[str, JsonDict], redacts: str | None = None, ts: int | None = None,
     ) -> JsonDict:
         """2-4. The PDU on top of ``prev_events`` with the room ``state`` before it: auth events
-        selected from that state (``known`` holds their PDUs), hashed, signed, given its id and
+        selected from that state (``known`` holds their PDUs, and in v1/v2 those of
+        ``prev_events``, cited with their reference hashes), hashed, signed, given its id and
         checked against the authorization rules."""
         pdu: JsonDict = {
             "room_id": room_id,
@@ -232,7 +237,8 @@ class EventService:
             "content": content,
             "origin_server_ts": ts or now_ms(),
             "depth": min(depth, MAX_DEPTH),
-            "prev_events": list(prev_events),
+            "prev_events": [event_reference(known[e], rv) for e in prev_events]
+            if rv.event_refs_with_hashes else list(prev_events),
         }
         if state_key is not None:
             pdu["state_key"] = state_key
@@ -245,7 +251,7 @@ class EventService:
         auth_map = {k: known[state[k]] for k in {*keys, CREATE_KEY}
                     if k in state and state[k] in known}
         pdu["auth_events"] = [
-            e["event_id"] for k, e in auth_map.items()
+            event_reference(e, rv) for k, e in auth_map.items()
             if not (k == CREATE_KEY and rv.room_id_from_create_event)
         ]
         pdu = self._finish(pdu, rv)
@@ -253,13 +259,17 @@ class EventService:
         return pdu
 
     def _finish(self, pdu: JsonDict, rv: RoomVersion) -> JsonDict:
-        """3. Hash, sign and give the event its id; refuse values canonical JSON cannot carry
-        and events over the size limit."""
-        check_canonical_json(pdu["content"])
+        """3. Hash, sign and give the event its id (v1/v2: a random one, in the signed PDU;
+        later: the reference hash); refuse values canonical JSON cannot carry (v1-v5 allow
+        floats and large integers) and events over the size limit."""
+        check_canonical_json(pdu["content"], strict=rv.strict_canonical_json)
+        if rv.event_id_in_pdu:
+            pdu = {**pdu, "event_id": new_legacy_event_id(self.server_name)}
         signed = sign_event(pdu, self.server_name, self.signing_key, rv)
         if json_size(signed) > MAX_EVENT_SIZE:
             raise MatrixError(413, Codes.TOO_LARGE, "Event is larger than 65536 bytes")
-        signed["event_id"] = compute_event_id(signed, rv)
+        if not rv.event_id_in_pdu:
+            signed["event_id"] = compute_event_id(signed, rv)
         return signed
 
     async def _persist(
@@ -302,7 +312,7 @@ class EventService:
                                    state_after=group, txn_id=txn_id, device_id=device_id,
                                    redaction_by_power=power)
                 await set_forward_extremities(conn, room_id, pdu["event_id"],
-                                              pdu["prev_events"])
+                                              prev_event_ids(pdu))
                 if "state_key" in pdu:
                     await self.state.set_current_state(
                         conn, room_id, before_state, after_state, _memberships(pdu), pos

@@ -36,6 +36,7 @@ from edgehs.protocol.power_levels import (
     creators,
     event_power_level,
     user_power_level,
+    with_integer_levels,
 )
 from edgehs.protocol.room_versions import RoomVersion, get_room_version
 from edgehs.service.events import EventService
@@ -147,7 +148,7 @@ class UpgradeService:
                           new_creators: set[str]) -> JsonDict:
         """The old room's power levels for the new room: the new v12 creators leave ``users``;
         the old room's (infinitely powerful) v12 creators who are not creators of the new room
-        keep 100."""
+        keep 100. Integer strings (before v10) become integers for a v10+ room."""
         content: JsonDict = copy.deepcopy(power) if isinstance(power, dict) else {}
         users = content.get("users")
         users = dict(users) if isinstance(users, dict) else {}
@@ -157,6 +158,8 @@ class UpgradeService:
         if new_rv.creators_have_infinite_power:
             users = {u: v for u, v in users.items() if u not in new_creators}
         content["users"] = users
+        if new_rv.enforce_int_power_levels and not old_rv.enforce_int_power_levels:
+            content = with_integer_levels(content)
         return content
 
     def _boosted(self, final: JsonDict, user_id: str, new_rv: RoomVersion) -> JsonDict | None:

@@ -26,7 +26,7 @@ from typing import Any
 import aiosqlite
 
 from edgehs.protocol.canonical_json import encode_canonical_json
-from edgehs.protocol.events import redaction_target
+from edgehs.protocol.events import auth_event_ids, prev_event_ids, redaction_target
 from edgehs.store.db import Database, Row
 from edgehs.types import JsonDict
 
@@ -375,11 +375,11 @@ async def insert_event(
         raise
     await conn.executemany(
         "INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
-        [(event_id, p) for p in pdu.get("prev_events", [])],
+        [(event_id, p) for p in prev_event_ids(pdu)],
     )
     await conn.executemany(
         "INSERT OR IGNORE INTO event_auth (event_id, auth_id) VALUES (?, ?)",
-        [(event_id, a) for a in pdu.get("auth_events", [])],
+        [(event_id, a) for a in auth_event_ids(pdu)],
     )
     if rejected_reason is not None:
         return

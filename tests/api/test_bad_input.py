@@ -170,7 +170,7 @@ WRONG_TYPES: list[Any] = [
     ("alice", "POST", "/createRoom", {"visibility": "x"}, 400, "M_INVALID_PARAM"),
     ("alice", "POST", "/createRoom", {"preset": "x"}, 400, "M_BAD_JSON"),
     ("alice", "POST", "/createRoom", {"room_version": 12}, 400, "M_BAD_JSON"),
-    ("alice", "POST", "/createRoom", {"room_version": "1"}, 400, "M_UNSUPPORTED_ROOM_VERSION"),
+    ("alice", "POST", "/createRoom", {"room_version": "13"}, 400, "M_UNSUPPORTED_ROOM_VERSION"),
     ("alice", "POST", "/createRoom", {"creation_content": "x"}, 400, "M_BAD_JSON"),
     ("alice", "POST", "/createRoom", {"initial_state": ["x"]}, 400, "M_BAD_JSON"),
     ("alice", "POST", "/createRoom", {"initial_state": [{"type": 1, "content": {}}]}, 400,

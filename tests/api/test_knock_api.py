@@ -33,12 +33,16 @@ async def post(client: TestClient, user: User, path: str, body: Json | None = No
     return dict(data)
 
 
+# Room versions with knocking (v7+).
+KNOCK_VERSIONS = pytest.mark.parametrize("room_version", [str(n) for n in range(7, 13)])
+
+
 async def door(client: TestClient, register: Register, create_room: Create,
-               join_rule: str = "knock") -> tuple[User, User, str]:
+               join_rule: str = "knock", room_version: str = "12") -> tuple[User, User, str]:
     """Alice's room with the given join rule, alias #door, named "Door"; and Bob."""
     alice, bob = await register("alice"), await register("bob")
     room_id = await create_room(alice, name="Door", room_alias_name="door",
-                                initial_state=rule(join_rule))
+                                initial_state=rule(join_rule), room_version=room_version)
     return alice, bob, room_id
 
 
@@ -51,9 +55,11 @@ def members_of(events: list[Json], user_id: str) -> list[str]:
             if e["type"] == "m.room.member" and e["state_key"] == user_id]
 
 
+@KNOCK_VERSIONS
 async def test_knock_reaches_knocker_and_admins(client: TestClient, register: Register,
-                                                create_room: Create, spec: MatrixSpec) -> None:
-    alice, bob, room_id = await door(client, register, create_room)
+                                                create_room: Create, spec: MatrixSpec,
+                                                room_version: str) -> None:
+    alice, bob, room_id = await door(client, register, create_room, room_version=room_version)
     before = (await get_sync(client, alice))["next_batch"]
     resp = await knock(client, bob, "%23door:test.local", {"reason": "Looking for support"},
                        query="?via=elsewhere.example&server_name=elsewhere.example")
@@ -92,9 +98,11 @@ async def test_knock_reaches_knocker_and_admins(client: TestClient, register: Re
                  403, "M_FORBIDDEN")
 
 
+@KNOCK_VERSIONS
 async def test_invite_answers_the_knock(client: TestClient, register: Register,
-                                        create_room: Create, spec: MatrixSpec) -> None:
-    alice, bob, room_id = await door(client, register, create_room)
+                                        create_room: Create, spec: MatrixSpec,
+                                        room_version: str) -> None:
+    alice, bob, room_id = await door(client, register, create_room, room_version=room_version)
     assert (await knock(client, bob, room_id)).status == 200
     since = (await get_sync(client, bob))["next_batch"]
     await post(client, alice, f"/rooms/{room_id}/invite", {"user_id": bob.user_id})
@@ -137,12 +145,27 @@ async def test_leave_ends_the_knock(client: TestClient, register: Register,
     assert (await knock(client, bob, room_id)).status == 200
 
 
+@pytest.mark.parametrize("room_version", ["10", "11", "12"])
 async def test_knock_restricted_room(client: TestClient, register: Register,
-                                     create_room: Create) -> None:
-    _alice, bob, room_id = await door(client, register, create_room, "knock_restricted")
+                                     create_room: Create, room_version: str) -> None:
+    _alice, bob, room_id = await door(client, register, create_room, "knock_restricted",
+                                      room_version)
     resp = await knock(client, bob, room_id)
     assert resp.status == 200, await resp.json()
     assert room_id in (await get_sync(client, bob))["rooms"]["knock"]
+
+
+@pytest.mark.parametrize(("room_version", "join_rule"), [
+    ("1", "knock"), ("6", "knock"), ("9", "knock_restricted"),
+])
+async def test_no_knocking_where_the_version_lacks_it(
+    client: TestClient, register: Register, create_room: Create, room_version: str,
+    join_rule: str,
+) -> None:
+    """v1-v6 have no knock membership; v7-v9 no knock_restricted join rule."""
+    _alice, bob, room_id = await door(client, register, create_room, join_rule, room_version)
+    await expect(await knock(client, bob, room_id), 403, "M_FORBIDDEN")
+    assert not (await get_sync(client, bob))["rooms"]["knock"]
 
 
 @pytest.mark.parametrize("join_rule", ["public", "invite"])

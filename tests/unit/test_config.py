@@ -66,7 +66,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"listen": "host:99999"}, "listen"),
     ({"listen": ":8008"}, "listen"),
     ({"listen": 8008}, "listen"),
-    ({"default_room_version": "9"}, "default_room_version"),
+    ({"default_room_version": "13"}, "default_room_version"),
+    ({"default_room_version": "0"}, "default_room_version"),
     ({"log_level": "LOUD"}, "log_level"),
     ({"enable_registration": "yes"}, "enable_registration"),
     ({"max_sync_timeout_ms": "30s"}, "max_sync_timeout_ms"),
@@ -76,6 +77,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"app_service_config_files": "as.yaml"}, "app_service_config_files"),
     ({"data_dir": 5}, "data_dir"),
 ]
+
+
+@pytest.mark.parametrize("version", ["1", "6", "9"])
+def test_any_stable_room_version_may_be_the_default(tmp_path: Path, version: str) -> None:
+    path = write(tmp_path, {"server_name": "example.org", "default_room_version": version})
+    assert load_config(path).default_room_version == version
 
 
 @pytest.mark.parametrize(("overrides", "key"), BAD, ids=[b[1] + str(i) for i, b in enumerate(BAD)])

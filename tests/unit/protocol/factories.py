@@ -7,7 +7,7 @@ only say what differs from a well-formed event.
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -15,7 +15,8 @@ import pytest
 from edgehs.errors import AuthError
 from edgehs.protocol.auth_context import rule_label
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
-from edgehs.protocol.room_versions import ROOM_V10, ROOM_V11, ROOM_V12, RoomVersion
+from edgehs.protocol.events import auth_event_ids
+from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from edgehs.types import JsonDict, StateKey
 
 SERVER = "example.org"
@@ -26,13 +27,18 @@ EVELYN = "@evelyn:example.org"
 ZARA = "@zara:example.org"
 MALLORY = "@mallory:evil.example"
 
-ALL_VERSIONS = [ROOM_V10, ROOM_V11, ROOM_V12]
+ALL_VERSIONS = list(KNOWN_ROOM_VERSIONS.values())
 
 
 def versions(*rvs: RoomVersion) -> Any:
     """``pytest.mark.parametrize`` over room versions (all of them when none are named)."""
     chosen = list(rvs) or ALL_VERSIONS
     return pytest.mark.parametrize("rv", chosen, ids=[f"v{rv.identifier}" for rv in chosen])
+
+
+def versions_where(predicate: Callable[[RoomVersion], bool]) -> Any:
+    """``pytest.mark.parametrize`` over the room versions for which ``predicate`` holds."""
+    return versions(*[rv for rv in ALL_VERSIONS if predicate(rv)])
 
 
 def domain(user_id: str) -> str:
@@ -94,8 +100,8 @@ class Room:
             "type": event_type,
             "sender": sender,
             "content": content,
-            "auth_events": auth_events,
-            "prev_events": prev_events,
+            "auth_events": self.refs(auth_events),
+            "prev_events": self.refs(prev_events),
             "depth": depth,
             "origin_server_ts": next(self._clock),
             "hashes": {"sha256": "unchecked"},
@@ -104,6 +110,12 @@ class Room:
         if state_key is not None:
             event["state_key"] = state_key
         return event
+
+    def refs(self, event_ids: list[str]) -> list[Any]:
+        """``event_ids`` in the room version's format: v1/v2 cite ``[id, {"sha256": hash}]``."""
+        if not self.rv.event_refs_with_hashes:
+            return list(event_ids)
+        return [[event_id, {"sha256": "unchecked"}] for event_id in event_ids]
 
     def _store(self, event: JsonDict) -> None:
         self.events[event["event_id"]] = event
@@ -156,7 +168,7 @@ class Room:
     def auth_events_for(self, event: JsonDict) -> dict[StateKey, JsonDict]:
         """The events ``event`` cites, by key, plus the create event (which v12 does not cite)."""
         found = {("m.room.create", ""): self.create}
-        for event_id in event["auth_events"]:
+        for event_id in auth_event_ids(event):
             if event_id in self.events:
                 cited = self.events[event_id]
                 found[(cited["type"], cited["state_key"])] = cited

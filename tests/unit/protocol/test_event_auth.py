@@ -19,12 +19,26 @@ from factories import (
     member,
     standard_room,
     versions,
+    versions_where,
 )
 
 from edgehs.errors import AuthError, Codes
 from edgehs.protocol.auth_context import rule_label
 from edgehs.protocol.event_auth import auth_types_for_event, check_auth_rules
-from edgehs.protocol.room_versions import ROOM_V10, ROOM_V11, ROOM_V12, RoomVersion
+from edgehs.protocol.events import auth_event_ids
+from edgehs.protocol.room_versions import (
+    ROOM_V1,
+    ROOM_V2,
+    ROOM_V5,
+    ROOM_V6,
+    ROOM_V7,
+    ROOM_V8,
+    ROOM_V9,
+    ROOM_V10,
+    ROOM_V11,
+    ROOM_V12,
+    RoomVersion,
+)
 
 CREATE = ("m.room.create", "")
 POWER = ("m.room.power_levels", "")
@@ -59,10 +73,9 @@ def test_selection_for_memberships(rv: RoomVersion) -> None:
         keys = auth_types_for_event("m.room.member", BOB, BOB, member(membership), rv)
         assert keys == [*base, POWER, target, JOIN_RULES]
     restricted = member("join", join_authorised_via_users_server=CHARLIE)
-    assert auth_types_for_event("m.room.member", BOB, BOB, restricted, rv)[-1] == (
-        "m.room.member",
-        CHARLIE,
-    )
+    keys = auth_types_for_event("m.room.member", BOB, BOB, restricted, rv)
+    # 4.4 only in versions with restricted rooms (v8+)
+    assert (keys[-1] == ("m.room.member", CHARLIE)) == rv.restricted_join_rule
     third_party = member("invite", third_party_invite={"signed": {"token": "tok"}})
     keys = auth_types_for_event("m.room.member", ALICE, BOB, third_party, rv)
     assert keys[-1] == ("m.room.third_party_invite", "tok")
@@ -85,7 +98,7 @@ def test_1_2_v12_create_with_room_id(rv: RoomVersion) -> None:
     assert_rejected(room, event, "1.2")
 
 
-@versions(ROOM_V10, ROOM_V11)
+@versions_where(lambda rv: not rv.room_id_from_create_event)
 def test_1_2_create_room_id_from_another_server(rv: RoomVersion) -> None:
     room, event = create_event(rv, room_id="!room:elsewhere.example")
     assert_rejected(room, event, "1.2")
@@ -103,9 +116,9 @@ def test_1_3_unknown_room_version(rv: RoomVersion) -> None:
     room.check(event)
 
 
-@versions(ROOM_V10)
-def test_1_4_v10_create_needs_creator(rv: RoomVersion) -> None:
-    room, event = create_event(rv, content={"room_version": "10"})
+@versions_where(lambda rv: not rv.implicit_room_creator)
+def test_1_4_create_needs_creator_before_v11(rv: RoomVersion) -> None:
+    room, event = create_event(rv, content={"room_version": rv.identifier})
     assert_rejected(room, event, "1.4")
 
 
@@ -124,7 +137,7 @@ def test_1_4_v12_additional_creators_must_be_user_ids(rv: RoomVersion, bad: obje
     room.check(event)
 
 
-@versions(ROOM_V10, ROOM_V11)
+@versions_where(lambda rv: not rv.creators_have_infinite_power)
 def test_1_4_additional_creators_ignored_before_v12(rv: RoomVersion) -> None:
     room, event = create_event(rv)
     event["content"] = {**room.create["content"], "additional_creators": "junk"}
@@ -148,7 +161,7 @@ def test_2_room_id_must_come_from_the_create_event(rv: RoomVersion) -> None:
 def test_3_1_duplicate_auth_events(rv: RoomVersion) -> None:
     room = standard_room(rv)
     event = room.build("$m", "m.room.message", BOB)
-    event["auth_events"] = [*event["auth_events"], "$power"]
+    event["auth_events"] = [*event["auth_events"], *room.refs(["$power"])]
     assert_rejected(room, event, "3.1")
 
 
@@ -158,7 +171,7 @@ def test_3_1_two_events_for_one_key(rv: RoomVersion) -> None:
     old_power = room.state[POWER]
     room.add("$power2", "m.room.power_levels", ALICE, room.power_levels(), "")
     event = room.build("$m", "m.room.message", BOB)
-    event["auth_events"] = [*event["auth_events"], old_power]
+    event["auth_events"] = [*event["auth_events"], *room.refs([old_power])]
     # The map holds one event per key, so the other one is "not among the auth events".
     assert_rejected(room, event, "3.2")
 
@@ -167,7 +180,7 @@ def test_3_1_two_events_for_one_key(rv: RoomVersion) -> None:
 def test_3_2_auth_event_outside_the_selection(rv: RoomVersion) -> None:
     room = standard_room(rv)
     event = room.build("$m", "m.room.message", BOB)
-    event["auth_events"] = [*event["auth_events"], "$join_rules"]
+    event["auth_events"] = [*event["auth_events"], *room.refs(["$join_rules"])]
     assert_rejected(room, event, "3.2")
     room.check(room.build("$m", "m.room.message", BOB))
 
@@ -176,25 +189,37 @@ def test_3_2_auth_event_outside_the_selection(rv: RoomVersion) -> None:
 def test_3_2_unknown_auth_event(rv: RoomVersion) -> None:
     room = standard_room(rv)
     event = room.build("$m", "m.room.message", BOB)
-    event["auth_events"] = [*event["auth_events"], "$nowhere"]
+    event["auth_events"] = [*event["auth_events"], *room.refs(["$nowhere"])]
     assert_rejected(room, event, "3.2")
     state = {key: room.events[event_id] for key, event_id in room.state.items()}
     check_auth_rules(event, state, rv, auth_events_from_state=True)
+
+
+@versions()
+def test_3_2_auth_events_in_the_version_format(rv: RoomVersion) -> None:
+    """v1/v2 cite ``[event_id, {"sha256": hash}]`` pairs, later versions plain ids."""
+    room = standard_room(rv)
+    event = room.build("$m", "m.room.message", BOB)
+    ids = auth_event_ids(event)
+    other_format = (ids if rv.event_refs_with_hashes
+                    else [[event_id, {"sha256": "h"}] for event_id in ids])
+    assert_rejected(room, {**event, "auth_events": other_format}, "3.2")
+    room.check(event)
 
 
 @versions(ROOM_V12)
 def test_3_2_v12_create_event_must_not_be_cited(rv: RoomVersion) -> None:
     room = standard_room(rv)
     event = room.build("$m", "m.room.message", BOB)
-    event["auth_events"] = [*event["auth_events"], "$create"]
+    event["auth_events"] = [*event["auth_events"], *room.refs(["$create"])]
     assert_rejected(room, event, "3.2")
 
 
-@versions(ROOM_V10, ROOM_V11)
+@versions_where(lambda rv: not rv.room_id_from_create_event)
 def test_2_4_create_event_must_be_cited(rv: RoomVersion) -> None:
     room = standard_room(rv)
     event = room.build("$m", "m.room.message", BOB)
-    event["auth_events"] = [e for e in event["auth_events"] if e != "$create"]
+    event["auth_events"] = room.refs([e for e in auth_event_ids(event) if e != "$create"])
     error = assert_rejected(room, event, "3.2", legacy="2.4")
     assert "rule 2.4 " in error.msg
 
@@ -229,7 +254,7 @@ def test_state_mode_allows_older_auth_events(rv: RoomVersion) -> None:
 def test_uncited_events_are_not_used(rv: RoomVersion) -> None:
     room = standard_room(rv, join_rule="public", members=())
     join = room.build("$join-bob", "m.room.member", BOB, member("join"), BOB)
-    join["auth_events"] = [e for e in join["auth_events"] if e != "$join_rules"]
+    join["auth_events"] = room.refs([e for e in auth_event_ids(join) if e != "$join_rules"])
     auth_events = room.auth_events_for(join) | {JOIN_RULES: room.events["$join_rules"]}
     with pytest.raises(AuthError, match=r"rule \S+ .*join_rule None"):
         check_auth_rules(join, auth_events, rv)
@@ -246,6 +271,60 @@ def test_4_room_without_federation(rv: RoomVersion) -> None:
     join = room.build("$join-m", "m.room.member", MALLORY, member("join"), MALLORY)
     assert_rejected(room, join, "4")
     room.check(room.build("$join-bob", "m.room.member", BOB, member("join"), BOB))
+
+
+# -- v1-v5 rule 4: m.room.aliases ----------------------------------------------------------------
+
+
+@versions_where(lambda rv: rv.special_case_aliases_auth)
+def test_aliases_rule_before_v6(rv: RoomVersion) -> None:
+    room = standard_room(rv)
+    aliases = {"aliases": ["#a:evil.example"]}
+    # 4.2: the state_key must be the sender's server; 4.3: then allowed whatever the levels
+    event = room.build("$a", "m.room.aliases", BOB, aliases, "evil.example")
+    error = assert_rejected(room, event, "4", legacy="4.2")
+    assert "rule 4.2 " in error.msg
+    room.check(room.build("$a", "m.room.aliases", BOB, aliases, SERVER))
+    room.check(room.build("$a", "m.room.aliases", MALLORY, aliases, "evil.example"))
+    no_key = room.build("$a", "m.room.aliases", BOB, aliases)
+    assert "rule 4.1 " in assert_rejected(room, no_key, "4", legacy="4.1").msg
+
+
+@versions_where(lambda rv: not rv.special_case_aliases_auth)
+def test_aliases_are_ordinary_state_from_v6(rv: RoomVersion) -> None:
+    room = standard_room(rv)
+    aliases = {"aliases": ["#a:example.org"]}
+    # Bob (level 0) is below state_default: rule 8, as for any state event.
+    assert_rejected(room, room.build("$a", "m.room.aliases", BOB, aliases, SERVER), "8")
+    assert_rejected(room, room.build("$a", "m.room.aliases", MALLORY, aliases, "evil.example"), "6")
+    room.check(room.build("$a", "m.room.aliases", ALICE, aliases, "anything"))
+
+
+# -- v1/v2 rule 11: m.room.redaction --------------------------------------------------------------
+
+
+@versions_where(lambda rv: rv.redaction_domain_auth)
+def test_11_legacy_redaction_needs_redact_level_or_same_server(rv: RoomVersion) -> None:
+    room = standard_room(rv, users={MALLORY: 0}, members=(BOB, MALLORY))
+    room.add("$msg:example.org", "m.room.message", BOB)
+    # 11.3: Mallory (level 0 < redact 50) may not redact an event of example.org
+    foreign = room.build("$r:evil.example", "m.room.redaction", MALLORY, {},
+                         redacts="$msg:example.org")
+    error = assert_rejected(room, foreign, "11", legacy="11.3")
+    assert "rule 11.3 " in error.msg
+    # 11.2: an event of the redaction's own server
+    room.check(room.build("$r:example.org", "m.room.redaction", BOB, {},
+                          redacts="$msg:example.org"))
+    # 11.1: Alice has the redact level
+    room.check(room.build("$r:example.org", "m.room.redaction", ALICE, {},
+                          redacts="$other:evil.example"))
+
+
+@versions_where(lambda rv: not rv.redaction_domain_auth)
+def test_no_redaction_rule_from_v3(rv: RoomVersion) -> None:
+    room = standard_room(rv, users={MALLORY: 0}, members=(BOB, MALLORY))
+    redacts = {"redacts": "$msg"} if rv.redacts_in_content else {}
+    room.check(room.build("$r", "m.room.redaction", MALLORY, redacts, redacts="$msg"))
 
 
 # -- rules 6-9 and 11 -----------------------------------------------------------------------------
@@ -330,6 +409,22 @@ def test_rule_numbers_follow_the_room_version() -> None:
     assert rule_label(ROOM_V11, "10.9.1") == "9.8.1"
     assert rule_label(ROOM_V10, "1.4") == "1.4"
     assert rule_label(ROOM_V10, "11") == "10"
+    # v1-v5: the aliases rule is 4, so member rules and the later ones keep v12's numbers
+    assert rule_label(ROOM_V5, "5.1") == "5.1"
+    assert rule_label(ROOM_V5, "4") == "3"
+    assert rule_label(ROOM_V1, "6") == "6"
+    assert rule_label(ROOM_V6, "6") == "5"
+    # pre-v8: no 5.2 nor 5.3.5; pre-v7: no knock rule
+    assert rule_label(ROOM_V2, "5.3.2") == "5.2.2"
+    assert rule_label(ROOM_V2, "5.3.7") == "5.2.6"
+    assert rule_label(ROOM_V6, "5.8") == "4.6"
+    assert rule_label(ROOM_V7, "5.7.1") == "4.6.1"
+    assert rule_label(ROOM_V7, "5.8") == "4.7"
+    assert rule_label(ROOM_V8, "5.3.5.2") == "4.3.5.2"
+    # power levels: v1-v9 start with the users check
+    assert rule_label(ROOM_V1, "10.3") == "10.1"
+    assert rule_label(ROOM_V1, "10.10.1") == "10.7.1"
+    assert rule_label(ROOM_V9, "10.5") == "9.2"
 
 
 def test_auth_error_is_403_forbidden() -> None:

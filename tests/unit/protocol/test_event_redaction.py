@@ -1,6 +1,7 @@
 """Redaction and the client event format (edgehs.protocol.events).
 
-https://spec.matrix.org/v1.19/rooms/v10/#redactions, https://spec.matrix.org/v1.19/rooms/v11/#redactions
+https://spec.matrix.org/v1.19/rooms/v1/#redactions (v1-v5), .../v6/, .../v8/, .../v9/#redactions,
+https://spec.matrix.org/v1.19/rooms/v11/#redactions
 """
 
 import copy
@@ -9,11 +10,11 @@ from typing import Any
 import pytest
 
 from edgehs.protocol.events import redact, strip_for_client
-from edgehs.protocol.room_versions import ROOM_V10, ROOM_V11, ROOM_V12, RoomVersion
+from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from edgehs.types import JsonDict
 
 by_version = pytest.mark.parametrize(
-    "rv", [ROOM_V10, ROOM_V11, ROOM_V12], ids=lambda rv: f"v{rv.identifier}"
+    "rv", list(KNOWN_ROOM_VERSIONS.values()), ids=lambda rv: f"v{rv.identifier}"
 )
 
 
@@ -158,8 +159,19 @@ REDACTION_CASES: list[tuple[str, JsonDict, JsonDict, JsonDict]] = [
 def test_redact_content_per_type(
     rv: RoomVersion, type_: str, content: JsonDict, kept_v10: JsonDict, kept_v11: JsonDict
 ) -> None:
-    expected = kept_v11 if rv.updated_redaction_rules else kept_v10
+    expected = kept_v11 if rv.updated_redaction_rules else dict(kept_v10)
+    if not rv.redaction_keeps_join_authorised:  # v9 added it to m.room.member
+        expected.pop("join_authorised_via_users_server", None)
+    if not rv.restricted_join_rule:  # v8 added `allow` to m.room.join_rules
+        expected.pop("allow", None)
     assert redact(make_event(type_, content=content, state_key=""), rv)["content"] == expected
+
+
+@by_version
+def test_redact_aliases_kept_before_v6_only(rv: RoomVersion) -> None:
+    event = make_event("m.room.aliases", content={"aliases": ["#a:x"], "other": 1}, state_key="x")
+    expected = {"aliases": ["#a:x"]} if rv.special_case_aliases_auth else {}
+    assert redact(event, rv)["content"] == expected
 
 
 FULL_PDU_EXTRAS: JsonDict = {

@@ -13,6 +13,7 @@ from edgehs.protocol.power_levels import (
     named_power_level,
     notification_power_level,
     user_power_level,
+    with_integer_levels,
 )
 from edgehs.protocol.room_versions import ROOM_V10, ROOM_V11, ROOM_V12, RoomVersion
 
@@ -91,3 +92,23 @@ def test_get_power_levels_content() -> None:
 )  # fmt: skip
 def test_as_int(value: Any, expected: int) -> None:
     assert as_int(value, 1000) == expected
+
+
+def test_with_integer_levels_for_an_upgrade_to_v10() -> None:
+    content = {
+        "users": {ALICE: "100", BOB: 50, CHARLIE: "x"},
+        "events": {"m.room.name": " 40"},
+        "notifications": {"room": "-5"},
+        "kick": "60",
+        "ban": 50,
+        "redact": True,
+    }
+    assert with_integer_levels(content) == {
+        "users": {ALICE: 100, BOB: 50, CHARLIE: "x"},
+        "events": {"m.room.name": 40},
+        "notifications": {"room": -5},
+        "kick": 60,
+        "ban": 50,
+        "redact": True,
+    }
+    assert content["kick"] == "60"  # the input is not changed

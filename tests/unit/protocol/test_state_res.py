@@ -1,5 +1,6 @@
-"""State resolution v2 / v2.1.
+"""State resolution v1, v2 / v2.1.
 
+https://spec.matrix.org/v1.19/rooms/v1/#state-resolution
 https://spec.matrix.org/v1.19/rooms/v11/#state-resolution
 https://spec.matrix.org/v1.19/rooms/v12/#state-resolution
 
@@ -9,16 +10,23 @@ an event with several parents is the resolution of their states, exactly as a se
 it. Each asserts the state at END: the state at START updated with the expected events.
 """
 
+import hashlib
 import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from factories import ALICE, BOB, CHARLIE, EVELYN, ZARA, Room, member, versions
+from factories import ALICE, BOB, CHARLIE, EVELYN, ZARA, Room, member, versions, versions_where
 
-from edgehs.protocol.room_versions import ROOM_V11, ROOM_V12, RoomVersion
-from edgehs.protocol.state_res import is_power_event, resolve_state, separate
+from edgehs.protocol.room_versions import ROOM_V1, ROOM_V2, ROOM_V11, ROOM_V12, RoomVersion
+from edgehs.protocol.state_res import (
+    is_power_event,
+    resolve_state,
+    resolve_state_v1,
+    resolve_state_v2,
+    separate,
+)
 from edgehs.types import JsonDict, StateKey
 
 TOPIC = "m.room.topic"
@@ -115,10 +123,14 @@ async def scenario(
     assert dag.state_after["$END"] == dag.expected(expect)
 
 
+# Versions resolving state with v2 or v2.1 (the classic scenarios are v2's).
+V2 = versions_where(lambda rv: rv.state_res_v2)
+
+
 # -- the classic scenarios ------------------------------------------------------------------------
 
 
-@versions()
+@V2
 async def test_ban_vs_pl(rv: RoomVersion) -> None:
     """Alice bans Bob while Bob, concurrently, sends power levels: the ban wins."""
     events = [
@@ -131,7 +143,7 @@ async def test_ban_vs_pl(rv: RoomVersion) -> None:
     await scenario(rv, events, chains, ["PA", "MA", "MB"])
 
 
-@versions()
+@V2
 async def test_join_rule_evasion(rv: RoomVersion) -> None:
     """Evelyn joins concurrently with the room going invite-only: her join is undone."""
     events = [
@@ -141,7 +153,7 @@ async def test_join_rule_evasion(rv: RoomVersion) -> None:
     await scenario(rv, events, [["END", "JR", "START"], ["END", "ME", "START"]], ["JR"])
 
 
-@versions()
+@V2
 async def test_offtopic_pl(rv: RoomVersion) -> None:
     """A chain of power level changes against its own start resolves to its tip."""
     events = [
@@ -163,14 +175,14 @@ def topic_events() -> list[tuple[Any, ...]]:
     ]
 
 
-@versions()
+@V2
 async def test_topic_basic(rv: RoomVersion) -> None:
     """Bob's topic rests on power Alice took away concurrently: Alice's topic stays."""
     chains = [["END", "PA2", "T2", "PA1", "T1", "START"], ["END", "T3", "PB", "PA1"]]
     await scenario(rv, topic_events(), chains, ["PA2", "T2"])
 
 
-@versions()
+@V2
 async def test_topic_reset(rv: RoomVersion) -> None:
     """Bob's topic is undone by his ban, and the topic goes back to Alice's T1."""
     events = [
@@ -183,7 +195,7 @@ async def test_topic_reset(rv: RoomVersion) -> None:
     await scenario(rv, events, chains, ["T1", "MB", "PA"])
 
 
-@versions()
+@V2
 async def test_topic_setting(rv: RoomVersion) -> None:
     """A message merges the branches; Alice's later topic T4 then wins."""
     events = [
@@ -198,7 +210,7 @@ async def test_topic_setting(rv: RoomVersion) -> None:
     await scenario(rv, events, chains, ["T4", "PA2"])
 
 
-@versions()
+@V2
 async def test_mainline_sort(rv: RoomVersion) -> None:
     """T3 wins over the later T4 because T4 rests on an older power levels event."""
     events = [
@@ -306,7 +318,7 @@ def rival_join_rules(
     return room, states
 
 
-@versions()
+@V2
 @pytest.mark.parametrize(
     ("levels", "ts", "ids", "winner"),
     [
@@ -326,7 +338,7 @@ async def test_reverse_topological_power_ordering(
     assert (await resolve(room, states))[(JOIN_RULES, "")] == winner
 
 
-@versions()
+@V2
 async def test_mainline_ties_by_timestamp_then_event_id(rv: RoomVersion) -> None:
     room = Room(rv)
     room.join(ALICE)
@@ -383,3 +395,78 @@ async def test_unknown_events_take_no_part(rv: RoomVersion) -> None:
     room.add("$topic", TOPIC, ALICE, {"topic": "t"}, "")
     states = [dict(room.state), {**base, (TOPIC, ""): "$unknown"}]
     assert await resolve(room, states) == room.state
+
+
+# -- state resolution v1 (room version 1) ---------------------------------------------------------
+
+TOPICS = [
+    ("T1", ALICE, TOPIC, "", {"topic": "1"}),
+    ("T2", ALICE, TOPIC, "", {"topic": "2"}),
+    ("T3", ALICE, TOPIC, "", {"topic": "3"}),
+]
+TOPIC_CHAINS = [["END", "T2", "T1", "START"], ["END", "T3", "START"]]
+
+
+async def test_v1_other_conflicts_take_the_deepest_event() -> None:
+    """Step 5: T2 is deeper than T3 (v2 would take T3, the latest by timestamp)."""
+    await scenario(ROOM_V1, TOPICS, TOPIC_CHAINS, ["T2"])
+    await scenario(ROOM_V2, TOPICS, TOPIC_CHAINS, ["T3"])
+
+
+async def test_v1_power_levels_applied_by_depth_until_one_fails() -> None:
+    """Step 2: PA (shallower, Alice lowers herself to 10) goes in first; PB (deeper, Alice gives
+    herself 100 again) is not allowed in that state, so PA stays."""
+    events = [
+        ("PA", ALICE, POWER, "", {"users": {ALICE: 10}}),
+        ("M1", ZARA, MESSAGE, None, {}),
+        ("M2", ZARA, MESSAGE, None, {}),
+        ("PB", ALICE, POWER, "", {"users": {ALICE: 100, BOB: 50}}),
+    ]
+    await scenario(ROOM_V1, events, [["END", "PA", "START"], ["END", "PB", "M2", "M1", "START"]],
+                   ["PA"])
+    # Both allowed: the deeper one is applied last.
+    events[0] = ("PA", ALICE, POWER, "", {"users": {ALICE: 100, CHARLIE: 10}})
+    await scenario(ROOM_V1, events, [["END", "PA", "START"], ["END", "PB", "M2", "M1", "START"]],
+                   ["PB"])
+
+
+async def test_v1_member_conflicts_stop_at_a_disallowed_event() -> None:
+    """Step 4: the ban (shallower) goes in first; Charlie's own later leave is not allowed for
+    a banned user, so the ban stays."""
+    events = [
+        ("BAN", ALICE, MEMBER, CHARLIE, member("ban")),
+        ("M1", ZARA, MESSAGE, None, {}),
+        ("LEAVE", CHARLIE, MEMBER, CHARLIE, member("leave")),
+    ]
+    await scenario(ROOM_V1, events, [["END", "BAN", "START"], ["END", "LEAVE", "M1", "START"]],
+                   ["BAN"])
+
+
+async def test_v1_deepest_event_must_pass_auth() -> None:
+    """Step 5: a deeper topic whose sender cannot set topics in R loses to a shallower one."""
+    events = [
+        ("PA", ALICE, POWER, "", {"users": {ALICE: 100, BOB: 50}}),
+        ("TB", BOB, TOPIC, "", {"topic": "bob"}),
+        ("PB", ALICE, POWER, "", {"users": {ALICE: 100}}),
+        ("TA", ALICE, TOPIC, "", {"topic": "alice"}),
+    ]
+    # TB (depth +2) conflicts with TA (depth +1); PB removes Bob's power in the end state.
+    chains = [["END", "TB", "PA", "START"], ["END", "TA", "START"], ["END", "PB", "PA"]]
+    await scenario(ROOM_V1, events, chains, ["PB", "TA"])
+
+
+@versions()
+async def test_entry_point_picks_the_algorithm(rv: RoomVersion) -> None:
+    dag = Dag(rv)
+    await dag.run(TOPICS, TOPIC_CHAINS)
+    states = [dag.state_after["$T2"], dag.state_after["$T3"]]
+    chosen = resolve_state_v2 if rv.state_res_v2 else resolve_state_v1
+    assert await resolve_state(rv, states, dag.fetch) == await chosen(rv, states, dag.fetch)
+    expected = "$T2" if not rv.state_res_v2 else "$T3"
+    assert (await resolve_state(rv, states, dag.fetch))[(TOPIC, "")] == expected
+
+
+async def test_v1_equal_depths_take_the_lowest_sha1_of_the_event_id() -> None:
+    events = [("T1", ALICE, TOPIC, "", {"topic": "1"}), ("T3", ALICE, TOPIC, "", {"topic": "3"})]
+    lowest = min(["T1", "T3"], key=lambda name: hashlib.sha1(f"${name}".encode()).digest())
+    await scenario(ROOM_V1, events, [["END", "T1", "START"], ["END", "T3", "START"]], [lowest])
