@@ -232,7 +232,8 @@ async def test_one_shared_http_client_with_connection_reuse(
     ports: list[int] = []
     for n in range(3):
         event_id = await send(client, alice, room, f"m{n}", f"c{n}")
-        await fake.wait_for(lambda: any(e["event_id"] == event_id for e in fake.events()))
+        await fake.wait_for(lambda eid=event_id: any(e["event_id"] == eid
+                                                     for e in fake.events()))
         ports.append(fake.peer_ports[-1])
     assert len(set(ports)) == 1, f"one kept-alive connection, not one each: {ports}"
     session = hs.http
