@@ -7,14 +7,17 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from support import User
+from support import User, make_config
 
 from edgehs.api.keys import HS_KEY
+from edgehs.app import init_app
 from edgehs.service.appservice.registry import AppService, Namespace
 
 V3 = "/_matrix/client/v3"
@@ -239,3 +242,67 @@ async def test_one_shared_http_client_with_connection_reuse(
     session = hs.http
     await client.close()
     assert session.closed, "closed with the server"
+
+
+async def make_user(client: TestClient, name: str) -> User:
+    server = client.app[HS_KEY]
+    user_id = await server.users.register(name, "secret-pw")
+    token, device_id = await server.users.login(user_id, None, None)
+    return User(user_id, token, device_id)
+
+
+async def test_receipts_after_a_restart_neither_resent_nor_lost(
+    aiohttp_client: Any, tmp_path: Path, fake_as: Any
+) -> None:
+    """A receipt the service acknowledged is not sent again after a restart; one it had not
+    acknowledged (it was down) is."""
+    fake, url = fake_as
+    reg = tmp_path / "bridge.yaml"
+    reg.write_text(yaml.safe_dump({
+        "id": "bridge", "url": url, "as_token": "as-secret", "hs_token": "hs-secret",
+        "sender_localpart": "bridgebot", "receive_ephemeral": True,
+        "namespaces": {"users": [{"regex": "@bridge_.*:test\\.local", "exclusive": False}]},
+    }))
+    config = make_config(tmp_path / "data", app_service_config_files=[str(reg)])
+    client = await aiohttp_client(init_app(config))
+    alice, ghost = await make_user(client, "alice"), await make_user(client, "bridge_ghost")
+    resp = await client.post(f"{V3}/createRoom", headers=alice.auth,
+                             json={"invite": [ghost.user_id]})
+    room = (await resp.json())["room_id"]
+    assert (await client.post(f"{V3}/rooms/{room}/join", json={},
+                              headers=ghost.auth)).status == 200
+
+    def receipts() -> list[str]:
+        return [event_id for _, body in fake.transactions for edu in body.get("ephemeral", [])
+                if edu["type"] == "m.receipt" for event_id in edu["content"]]
+
+    async def read(event_id: str) -> None:
+        resp = await client.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", json={},
+                                 headers=alice.auth)
+        assert resp.status == 200
+
+    first = await send(client, alice, room, "one", "t1")
+    await read(first)
+    await fake.wait_for(lambda: receipts() == [first])
+    hs = client.app[HS_KEY]
+    for _ in range(250):  # acknowledged right after the 200
+        if await hs.db.fetchval("SELECT acked FROM outbox_edu_positions WHERE stream = "
+                                "'receipts' AND inflight IS NULL"):
+            break
+        await asyncio.sleep(0.02)
+    fake.status = 503
+    fake.attempts.clear()
+    second = await send(client, alice, room, "two", "t2")
+    await read(second)
+    while not fake.attempts:
+        await asyncio.sleep(0.02)
+    await client.close()
+
+    fake.status = 200
+    fake.transactions.clear()
+    client = await aiohttp_client(init_app(config))
+    await fake.wait_for(lambda: second in receipts())
+    later = await send(client, alice, room, "three", "t3")
+    await fake.wait_for(lambda: any(e["event_id"] == later for e in fake.events()))
+    assert receipts() == [second], "the acknowledged receipt is not sent again"
+    assert second in [e["event_id"] for e in fake.events()]

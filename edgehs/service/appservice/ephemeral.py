@@ -34,6 +34,8 @@ class TypingStream:
 
     async def edus(self, destination: str, since: int, upto: int
                    ) -> Sequence[tuple[int, JsonDict]]:
+        if not self.pusher.receives_ephemeral(destination):
+            return []
         out: list[tuple[int, JsonDict]] = []
         for serial, room_id in self.typing.changes(since, upto):
             if await self.pusher.wants_ephemeral(destination, room_id):
@@ -58,6 +60,8 @@ class ReceiptStream:
 
     async def edus(self, destination: str, since: int, upto: int
                    ) -> Sequence[tuple[int, JsonDict]]:
+        if not self.pusher.receives_ephemeral(destination):
+            return []
         # One EDU per room and position (one receipt write).
         grouped: dict[tuple[int, str], JsonDict] = {}
         for pos, room_id, user_id, thread_id, event_id, ts in await self.receipts.public_changes(
@@ -87,6 +91,8 @@ class PresenceStream:
 
     async def edus(self, destination: str, since: int, upto: int
                    ) -> Sequence[tuple[int, JsonDict]]:
+        if not self.pusher.receives_ephemeral(destination):
+            return []
         out: list[tuple[int, JsonDict]] = []
         for serial, user_id in self.presence.local_changes(since, upto):
             if await self.pusher.wants_presence(destination, user_id):

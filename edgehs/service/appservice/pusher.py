@@ -116,6 +116,12 @@ class AppServicePusher:
         if services:
             self.sender.wake(destination(s) for s in services)
 
+    def receives_ephemeral(self, destination_id: str) -> bool:
+        """Does this destination's service receive ephemeral data at all (nothing is read for
+        those that do not)?"""
+        service = self._service(destination_id)
+        return service is not None and service.receive_ephemeral
+
     async def wants_ephemeral(self, destination_id: str, room_id: str) -> bool:
         """Does this destination's service receive the ephemeral data of ``room_id``?"""
         service = self._service(destination_id)
