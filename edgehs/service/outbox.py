@@ -206,6 +206,8 @@ class OutboxSender:
             self._built[destination] = reached
             return Transaction(inflight.txn_id, inflight.rows, edus)
         spec, edus, reached = await self._next_claim(destination, streams)
+        if not edus and not await self.store.has_pending(destination):
+            return self._transaction(destination, None, edus, reached)  # no commit for nothing
         claim = await self.store.claim(destination, spec)
         return self._transaction(destination, claim, edus, reached)
 

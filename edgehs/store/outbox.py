@@ -202,6 +202,11 @@ class OutboxStore:
             )
         await self.db.write(run)
 
+    async def has_pending(self, destination: str) -> bool:
+        """Whether any row waits for the destination (a read: no commit when there is none)."""
+        return await self.db.fetchone(
+            "SELECT 1 FROM outbox WHERE destination = ? LIMIT 1", (destination,)) is not None
+
     async def count_pending(self, destination: str) -> int:
         return int(await self.db.fetchval(
             "SELECT COUNT(*) FROM outbox WHERE destination = ?", (destination,)
