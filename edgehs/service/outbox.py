@@ -24,6 +24,7 @@ at once nor from the first delay.
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -200,9 +201,12 @@ class OutboxSender:
         inflight = await self.store.inflight(destination)
         if inflight is not None:
             acked = await self._positions(destination, streams)
-            # Memory streams built before a restart are gone with it: an empty range.
+            # Memory streams built before a restart are gone with it: an empty range. The
+            # ranges are rebuilt whole (their EDUs can only have become fewer: a receipt moved
+            # on leaves the range), since acknowledging them acknowledges every position.
             upto = {**self._built.get(destination, {}), **inflight.edu_upto}
-            edus, reached = await self._build_edus(destination, streams, acked, upto, MAX_EDUS)
+            edus, reached = await self._build_edus(destination, streams, acked, upto,
+                                                   budget=sys.maxsize)
             self._built[destination] = reached
             return Transaction(inflight.txn_id, inflight.rows, edus)
         spec, edus, reached = await self._next_claim(destination, streams)
