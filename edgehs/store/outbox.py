@@ -41,7 +41,7 @@ MAX_EDUS = 100  # the other rows in one transaction
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
-    kind: str  # 'event', 'ephemeral', 'to_device'
+    kind: str  # 'event', 'to_device', 'push' ('ephemeral': queued before EDUs were built)
     event_id: str | None
     payload: JsonDict | None
 
