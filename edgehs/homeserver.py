@@ -4,11 +4,13 @@ import logging
 import secrets
 from pathlib import Path
 
+import aiohttp
 from signedjson.types import SigningKey
 
 from edgehs.config import Config
 from edgehs.protocol.signing import decode_signing_key, encode_signing_key, generate_signing_key
 from edgehs.service.account_data import AccountDataService
+from edgehs.service.appservice.ephemeral import PresenceStream, ReceiptStream, TypingStream
 from edgehs.service.appservice.pusher import AppServicePusher
 from edgehs.service.appservice.queries import AppServiceQueries
 from edgehs.service.appservice.registration import AppServiceRegistrations
@@ -79,6 +81,9 @@ from edgehs.store.writer_lock import DataDirLock
 
 log = logging.getLogger(__name__)
 
+HTTP_CONNECTIONS = 100  # open connections of the outbound client, all destinations together
+HTTP_PER_HOST = 10  # of them to one host
+
 
 def load_or_create_signing_key(path: Path) -> SigningKey:
     """Read the server's signing key, creating it (mode 0600) on first run."""
@@ -100,6 +105,7 @@ class HomeServer:
         self.config = config
         self.db = Database(config.database_path)
         self._lock = lock  # the data dir's writer lock, when the caller took it already
+        self.http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         """Take the data dir's writer lock (``DataDirLocked`` if another process holds it),
@@ -112,14 +118,26 @@ class HomeServer:
             try:
                 await self._build()
             except BaseException:
+                await self._close_http()
                 await self.db.close()
                 raise
         except BaseException:
             self._lock.release()
             raise
 
+    async def _close_http(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
     async def _build(self) -> None:
         config = self.config
+        # The one outbound HTTP client: appservice transactions and queries, push gateways
+        # (and the federation sender next) share its connection pool, so connections to a
+        # destination are reused. Each caller sets its own timeout per request.
+        self.http = http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS, limit_per_host=HTTP_PER_HOST)
+        )
         self.signing_key = load_or_create_signing_key(config.signing_key_path)
         self.event_store = EventStore(self.db)
         self.state_store = StateStore(self.db)
@@ -204,17 +222,18 @@ class HomeServer:
         )
         self.appservices = await self.as_registrations.load(config.app_service_config_files)
         # Requests to application services: ping, user/alias queries, third-party lookups.
-        self.as_queries = AppServiceQueries(self.appservices)
+        self.as_queries = AppServiceQueries(self.appservices, http)
         self.rooms.as_queries = self.as_queries
         self.directory.as_queries = self.as_queries
         # The durable outbox and the appservice pusher: the write path queues a row per
-        # interested service in each event's transaction; typing and receipts follow as EDUs.
+        # interested service in each event's transaction; typing, receipts and presence are
+        # built into its transactions from their streams (the outbound senders are all
+        # registered with the outbox below, in one place).
         self.outbox = OutboxSender(OutboxStore(self.db))
         self.as_pusher = AppServicePusher(
-            self.appservices, self.db, self.event_store, self.member_store, self.room_store,
+            self.appservices, http, self.event_store, self.member_store, self.room_store,
             self.formatter, self.outbox,
         )
-        self.outbox.register("as", self.as_pusher)
         self.events.fanouts.append(self.as_pusher.destinations_for_event)
         self.events.outbox_wake = self.outbox.wake
         self.notifier.add_edu_listener(self.as_pusher.on_edu)
@@ -241,9 +260,8 @@ class HomeServer:
                                 self.member_store, self.formatter)
         self.rooms.join_hooks.append(self.push.copy_rules_to_upgraded_room)
         self.pushers = PusherService(self.db, self.push_store)
-        self.push_gateway = PushGateway(self.pushers, self.push_store, self.event_store,
+        self.push_gateway = PushGateway(http, self.pushers, self.push_store, self.event_store,
                                         self.state_store, self.push.unread_total)
-        self.outbox.register("push", self.push_gateway)
         self.receipts.pushers = self.pushers
         self.events.event_rows.append(PushEvaluator(
             config.server_name, self.event_store, self.push, self.pushers).prepare)
@@ -292,16 +310,22 @@ class HomeServer:
         self.openid = OpenIdService(config.server_name)
         self.room_summary = RoomSummaryService(self.events, self.room_store, self.member_store,
                                                self.directory, self.hierarchy)
+        # Outbound delivery: every sender behind the one outbound interface, wired here.
+        self.as_pusher.set_edu_streams([
+            TypingStream(self.as_pusher, self.typing),
+            ReceiptStream(self.as_pusher, self.receipt_store, self.notifier),
+            PresenceStream(self.as_pusher, self.presence),
+        ])
+        self.outbox.register("as", self.as_pusher)
+        self.outbox.register("push", self.push_gateway)
         await self.outbox.start()
 
     async def stop(self) -> None:
         try:
             await self.presence.close()
             await self.outbox.stop()
-            await self.push_gateway.close()
-            await self.as_pusher.close()
+            await self._close_http()
             self.typing.close()
-            await self.as_queries.close()
             await self.db.close()
         finally:  # the database is closed (or its process ends): the next writer may start
             if self._lock is not None:

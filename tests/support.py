@@ -91,6 +91,20 @@ async def count(client: TestClient, table: str) -> int:
     return int(await client.app[HS_KEY].db.fetchval(f"SELECT COUNT(*) FROM {table}"))
 
 
+async def parked(client: TestClient, n: int = 1) -> None:
+    """Wait until ``n`` long-polls are parked on the server's notifier (a bounded loop, so
+    that a request that never parks fails the test instead of hanging it)."""
+    import asyncio
+
+    from edgehs.api.keys import HS_KEY
+    notifier = client.app[HS_KEY].notifier
+    for _ in range(1000):
+        if notifier.waiting >= n:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{notifier.waiting} long-polls parked, expected {n}")
+
+
 def write_fifo(path: Path, data: bytes, *, nonblock: bool = False) -> None:
     """What a MIDI source does: open the FIFO for writing, write everything, close. The open
     waits for a reader unless ``nonblock`` (then it fails with ENXIO when there is none)."""

@@ -20,7 +20,7 @@ from edgehs.service.users import UserService
 from edgehs.types import JsonDict
 
 # One fixed device id per device user: provisioning again replaces its token (the old one is
-# deleted in the same transaction, see UserStore.add_device_and_token).
+# deleted in the same transaction, see DeviceService.add).
 DEVICE_ID = "EDGEHS_DEVICE"
 OWNER_POWER = 50
 SENSOR_EVENT_TYPE = "org.edgehs.sensor"
@@ -87,7 +87,7 @@ async def provision_device(
     Room events are written (room creation, join, invite), so this runs in the process that
     owns the stream positions: the running server, or the command line while edgehs is
     stopped. The old token is deleted with the new one's insertion and dropped from this
-    process's token cache (``UserStore.add_device_and_token``): refused from then on."""
+    process's token cache (``DeviceService.add``): refused from then on."""
     server_name = users.server_name
     localpart = users.validate_localpart(device_localpart(name))
     user_id = users.user_id(localpart)

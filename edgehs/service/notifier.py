@@ -32,6 +32,11 @@ class Notifier:
                 fut.set_result(None)
         self._waiters.clear()
 
+    @property
+    def waiting(self) -> int:
+        """How many waits are parked now (long-polls waiting for the next notify)."""
+        return sum(1 for fut in self._waiters if not fut.done())
+
     def add_edu_listener(self, callback: Callable[[str, JsonDict], None]) -> None:
         """``callback(room_id, edu)`` runs for every typing change and public receipt."""
         self._edu_listeners.append(callback)

@@ -243,6 +243,14 @@ class PresenceService:
             (u.serial, uid) for uid, u in self._users.items()
             if u.serial and (since is None or u.serial > since))]
 
+    def local_changes(self, since: int, upto: int) -> list[tuple[int, str]]:
+        """(serial, user_id) of this server's users whose presence last changed after serial
+        ``since`` up to ``upto``, in serial order: the presence stream of the outbox."""
+        if not self.enabled:
+            return []
+        return sorted((u.serial, uid) for uid, u in self._users.items()
+                      if since < u.serial <= upto and self._is_mine(uid))
+
     async def is_visible(self, observer: str, observed: str) -> bool:
         """A user sees the presence of those sharing a joined room with them, and their own."""
         return observer == observed or observed in await self.store.co_members(observer)

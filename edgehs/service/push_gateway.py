@@ -5,15 +5,16 @@ https://spec.matrix.org/v1.19/push-gateway-api/#post_matrixpushv1notify
 
 The write path queues one outbox row (kind "push") per notification and pusher, destination
 ``push:<pusher id>``, in the event's own transaction. The outbox sender hands each pusher's rows
-to :meth:`PushGateway.deliver`, which POSTs them one by one to the gateway; a failure (network,
-5xx, 429) raises DeliveryFailed and the outbox retries the same rows with its backoff. Gateways
+to :meth:`PushGateway.send` (the ``OutboundSender`` interface), which POSTs them one by one to
+the gateway through the server's one shared HTTP client; a failure (network, 5xx, 429) answers
+RETRY and the outbox retries the same rows with its backoff. Gateways
 dedupe by event_id, so a retried batch may resend its first notifications harmlessly. Pushkeys
 the gateway rejects lose their pusher.
 """
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -21,10 +22,9 @@ import aiosqlite
 
 from edgehs.errors import Codes, MatrixError
 from edgehs.service import json_parse
-from edgehs.service.outbox import DeliveryFailed
+from edgehs.service.outbound import Delivery, DeliveryFailed, EduStream, Transaction
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore
-from edgehs.store.outbox import OutboxRow
 from edgehs.store.push import Pusher, PushStore, delete_pusher_by_key, upsert_pusher
 from edgehs.store.state import StateStore
 from edgehs.types import JsonDict
@@ -139,23 +139,31 @@ class PusherService:
 class PushGateway:
     """The outbox deliverer for ``push:<id>`` destinations."""
 
-    def __init__(self, pushers: PusherService, store: PushStore, events: EventStore,
-                 state: StateStore, unread: Callable[[str], Awaitable[int]],
+    def __init__(self, http: aiohttp.ClientSession, pushers: PusherService, store: PushStore,
+                 events: EventStore, state: StateStore, unread: Callable[[str], Awaitable[int]],
                  timeout_s: float = TIMEOUT_S) -> None:
+        self.http = http  # the server's one outbound client, shared (closed by HomeServer)
         self.pushers = pushers
         self.store = store
         self.events = events
         self.state = state
         self.unread = unread
         self.timeout_s = timeout_s
-        self._session: aiohttp.ClientSession | None = None
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    def edu_streams(self) -> Sequence[EduStream]:
+        return ()  # push notifications are all rows, written with what they notify of
 
-    async def deliver(self, destination_id: str, txn_id: int, rows: list[OutboxRow]) -> None:
+    async def send(self, destination_id: str, txn: Transaction) -> Delivery:
+        """POST the transaction's notifications (the ``OutboundSender`` interface)."""
+        try:
+            await self._deliver(destination_id, txn)
+        except DeliveryFailed as exc:
+            log.info("push to %s: %s", destination_id, exc)
+            return Delivery.RETRY
+        return Delivery.SENT
+
+    async def _deliver(self, destination_id: str, txn: Transaction) -> None:
+        rows = txn.rows
         pusher = await self.store.get_pusher(int(destination_id.removeprefix(PREFIX)))
         if pusher is None:
             log.info("dropping %d push(es) for %s: the pusher is gone", len(rows), destination_id)
@@ -240,19 +248,13 @@ class PushGateway:
                 out[field] = value
         return out
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
-            )
-        return self._session
-
     async def _post(self, pusher: Pusher, body: JsonDict) -> bool:
         """POST one notification; True when the gateway rejected this pusher's pushkey.
         Raises DeliveryFailed for what is worth retrying (network errors, 5xx, 408, 429)."""
         url = str(pusher.data.get("url"))
         try:
-            async with self._client().post(url, json=body) as resp:
+            async with self.http.post(
+                    url, json=body, timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                 status = resp.status
                 text = await resp.text()
         except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:

@@ -83,6 +83,12 @@ class TypingService:
         self._expire(room_id)
         return sorted(self._typing.get(room_id, {}))
 
+    def changes(self, since: int, upto: int) -> list[tuple[int, str]]:
+        """(serial, room_id) of the rooms whose typing users last changed after ``since`` up to
+        ``upto``, in serial order: the typing stream the outbox builds m.typing EDUs from."""
+        return sorted((serial, room_id) for room_id, serial in self._changed.items()
+                      if since < serial <= upto)
+
     def changed_since(self, room_id: str, serial: int) -> bool:
         self._expire(room_id)
         return self._changed.get(room_id, 0) > serial

@@ -83,6 +83,17 @@ class ReceiptStore:
             out.setdefault(r[0], []).append((r[1], r[2], r[3], r[4], r[5]))
         return out
 
+    async def public_changes(self, after: int, upto: int
+                             ) -> list[tuple[int, str, str, str, str, int]]:
+        """The public (m.read) receipts written after stream position ``after`` up to
+        ``upto``, in position order: (position, room_id, user_id, thread_id, event_id, ts)."""
+        rows = await self.db.fetchall(
+            "SELECT stream_id, room_id, user_id, thread_id, event_id, ts FROM receipts "
+            "WHERE stream_id > ? AND stream_id <= ? AND receipt_type = 'm.read' "
+            "ORDER BY stream_id", (after, upto),
+        )
+        return [(int(r[0]), r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
+
     async def get_receipt(self, room_id: str, receipt_type: str, user_id: str,
                           thread_id: str) -> str | None:
         """The event id of one receipt (thread_id '' = unthreaded)."""

@@ -94,10 +94,6 @@ class UserStore:
             await conn.execute(f"UPDATE users SET {field} = ? WHERE user_id = ?", (value, user_id))
         await self.db.write(run)
 
-    async def deactivate(self, user_id: str) -> None:
-        await self.db.write(lambda conn: deactivate_user(conn, user_id))
-        self.forget_tokens(user_id, None)
-
     async def erased_at(self, user_ids: Iterable[str]) -> dict[str, int]:
         """The erased ones of ``user_ids``, with the stream position of their erasure."""
         if self._erased is None:
@@ -128,15 +124,6 @@ class UserStore:
         self._tokens[token] = info
         return info
 
-    async def add_device_and_token(
-        self, user_id: str, device_id: str, display_name: str | None, token: str, ts: int,
-        room_id: str | None = None, ip: str | None = None,
-    ) -> None:
-        """Create (or reuse) the device and issue a new token for it (see ``put_device``)."""
-        await self.db.write(lambda conn: put_device(conn, user_id, device_id, display_name,
-                                                    token, ts, room_id, ip))
-        self.forget_tokens(user_id, {device_id})
-
     def forget_tokens(self, user_id: str, device_ids: set[str] | None) -> None:
         """Drop cached tokens of the devices (all of the user's when None); called after the
         commit that deleted or replaced them."""
@@ -145,20 +132,10 @@ class UserStore:
             if not (v.user_id == user_id and (device_ids is None or v.device_id in device_ids))
         }
 
-    async def delete_devices(self, user_id: str, device_ids: list[str] | None) -> None:
-        """Delete the devices and their tokens (all of the user's when ``device_ids`` is None)."""
-        await self.db.write(lambda conn: remove_devices(conn, user_id, device_ids))
-        self.forget_tokens(user_id, None if device_ids is None else set(device_ids))
-
     async def device_ids(self, user_id: str) -> list[str]:
         rows = await self.db.fetchall("SELECT device_id FROM devices WHERE user_id = ?",
                                       (user_id,))
         return [str(r[0]) for r in rows]
-
-    async def delete_other_tokens(self, user_id: str, keep_device: str | None) -> None:
-        """Log out every device but ``keep_device`` (after a password change)."""
-        others = [d for d in await self.device_ids(user_id) if d != keep_device]
-        await self.delete_devices(user_id, others)
 
     async def get_devices(self, user_id: str) -> list[dict[str, object]]:
         rows = await self.db.fetchall(
@@ -195,10 +172,6 @@ class UserStore:
             "WHERE user_id = ? ORDER BY device_id", (user_id,),
         )
         return [dict(r) for r in rows]
-
-    async def set_device_name(self, user_id: str, device_id: str, name: str) -> None:
-        await self.db.write(lambda conn: rename_device(conn, user_id, device_id, name))
-
 
 # --- writes inside a caller's transaction (with a device_list_changes row, see
 # service/device_management.py) --------------------------------------------------------------

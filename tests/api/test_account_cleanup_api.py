@@ -260,6 +260,6 @@ async def test_deactivated_appservice_user_cannot_log_in(client: TestClient) -> 
     body = {"type": "m.login.application_service",
             "identifier": {"type": "m.id.user", "user": "irc_bob"}}
     await ok(await client.post(f"{V3}/login", headers=as_auth, json=body))
-    await server.user_store.deactivate("@irc_bob:test.local")
+    await server.devices.deactivate("@irc_bob:test.local")
     await expect(await client.post(f"{V3}/login", headers=as_auth, json=body),
                  403, "M_USER_DEACTIVATED")

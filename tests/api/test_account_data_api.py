@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from support import expect, get_sync
+from support import expect, get_sync, parked
 
 V3 = "/_matrix/client/v3"
 
@@ -28,7 +28,7 @@ async def test_global_account_data(client: TestClient, register) -> None:
     url = f"{V3}/user/{alice.user_id}/account_data/org.example.config"
     await expect(await client.get(url, headers=alice.auth), 404, "M_NOT_FOUND")
     waiting = asyncio.create_task(get_sync(client, alice, since, timeout=10000))
-    await asyncio.sleep(0.05)
+    await parked(client)
     resp = await client.put(url, json={"theme": "dark"}, headers=alice.auth)
     assert resp.status == 200 and await resp.json() == {}
     sync = await asyncio.wait_for(waiting, 10)  # the write woke the long-poll

@@ -7,14 +7,17 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from support import User
+from support import User, make_config
 
 from edgehs.api.keys import HS_KEY
+from edgehs.app import init_app
 from edgehs.service.appservice.registry import AppService, Namespace
 
 V3 = "/_matrix/client/v3"
@@ -29,6 +32,7 @@ class FakeAppService:
     transactions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    peer_ports: list[int] = field(default_factory=list)  # the client port of each request
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -48,6 +52,8 @@ class FakeAppService:
         assert request.headers["Authorization"] == "Bearer hs-secret"
         txn = request.match_info["txn"]
         self.attempts.append(txn)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.peer_ports.append(peer[1] if peer else 0)
         if self.status != 200:
             return web.json_response({"errcode": "M_UNKNOWN"}, status=self.status)
         self.transactions.append((txn, await request.json()))
@@ -180,3 +186,123 @@ async def test_ephemeral_only_with_receive_ephemeral(
         return any(edu["type"] == "m.typing" and alice.user_id in edu["content"]["user_ids"]
                    for _, body in fake.transactions for edu in body.get("ephemeral", []))
     await fake.wait_for(typing_seen)
+
+
+async def test_ephemeral_data_is_built_not_queued_as_outbox_rows(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    """Typing and receipts reach the service, and while it is down its transaction carries
+    them without one outbox row per EDU."""
+    fake, url = fake_as
+    alice, _, room = await setup(client, register, create_room, url, receive_ephemeral=True)
+    await fake.wait_for(lambda: bool(fake.transactions))
+    hs = client.app[HS_KEY]
+    hs.outbox.first_retry_s = 0.2
+    fake.status = 503
+    fake.attempts.clear()
+    event_id = await send(client, alice, room, "read me", "r1")
+    resp = await client.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", json={},
+                             headers=alice.auth)
+    assert resp.status == 200
+    resp = await client.put(f"{V3}/rooms/{room}/typing/{alice.user_id}",
+                            json={"typing": True, "timeout": 10000}, headers=alice.auth)
+    assert resp.status == 200
+    while len(fake.attempts) < 2:
+        await asyncio.sleep(0.02)
+    kinds = [r[0] for r in await hs.db.fetchall("SELECT kind FROM outbox")]
+    assert "ephemeral" not in kinds and kinds, kinds
+    fake.status = 200
+
+    def seen(edu_type: str) -> bool:
+        return any(edu["type"] == edu_type and edu["room_id"] == room
+                   for _, body in fake.transactions for edu in body.get("ephemeral", []))
+    await fake.wait_for(lambda: seen("m.receipt") and seen("m.typing"))
+    [receipt] = [edu for _, body in fake.transactions for edu in body.get("ephemeral", [])
+                 if edu["type"] == "m.receipt"]
+    assert alice.user_id in receipt["content"][event_id]["m.read"]
+
+
+async def test_one_shared_http_client_with_connection_reuse(
+    client: TestClient, register: Any, create_room: Any, fake_as: Any
+) -> None:
+    hs = client.app[HS_KEY]
+    assert hs.http is not None and not hs.http.closed
+    assert hs.as_pusher.http is hs.http
+    assert hs.as_queries.http is hs.http
+    assert hs.push_gateway.http is hs.http
+    fake, url = fake_as
+    alice, _, room = await setup(client, register, create_room, url)
+    ports: list[int] = []
+    for n in range(3):
+        event_id = await send(client, alice, room, f"m{n}", f"c{n}")
+        await fake.wait_for(lambda eid=event_id: any(e["event_id"] == eid
+                                                     for e in fake.events()))
+        ports.append(fake.peer_ports[-1])
+    assert len(set(ports)) == 1, f"one kept-alive connection, not one each: {ports}"
+    session = hs.http
+    await client.close()
+    assert session.closed, "closed with the server"
+
+
+async def make_user(client: TestClient, name: str) -> User:
+    server = client.app[HS_KEY]
+    user_id = await server.users.register(name, "secret-pw")
+    token, device_id = await server.users.login(user_id, None, None)
+    return User(user_id, token, device_id)
+
+
+async def test_receipts_after_a_restart_neither_resent_nor_lost(
+    aiohttp_client: Any, tmp_path: Path, fake_as: Any
+) -> None:
+    """A receipt the service acknowledged is not sent again after a restart; one it had not
+    acknowledged (it was down) is."""
+    fake, url = fake_as
+    reg = tmp_path / "bridge.yaml"
+    reg.write_text(yaml.safe_dump({
+        "id": "bridge", "url": url, "as_token": "as-secret", "hs_token": "hs-secret",
+        "sender_localpart": "bridgebot", "receive_ephemeral": True,
+        "namespaces": {"users": [{"regex": "@bridge_.*:test\\.local", "exclusive": False}]},
+    }))
+    config = make_config(tmp_path / "data", app_service_config_files=[str(reg)])
+    client = await aiohttp_client(init_app(config))
+    alice, ghost = await make_user(client, "alice"), await make_user(client, "bridge_ghost")
+    resp = await client.post(f"{V3}/createRoom", headers=alice.auth,
+                             json={"invite": [ghost.user_id]})
+    room = (await resp.json())["room_id"]
+    assert (await client.post(f"{V3}/rooms/{room}/join", json={},
+                              headers=ghost.auth)).status == 200
+
+    def receipts() -> list[str]:
+        return [event_id for _, body in fake.transactions for edu in body.get("ephemeral", [])
+                if edu["type"] == "m.receipt" for event_id in edu["content"]]
+
+    async def read(event_id: str) -> None:
+        resp = await client.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", json={},
+                                 headers=alice.auth)
+        assert resp.status == 200
+
+    first = await send(client, alice, room, "one", "t1")
+    await read(first)
+    await fake.wait_for(lambda: receipts() == [first])
+    hs = client.app[HS_KEY]
+    for _ in range(250):  # acknowledged right after the 200
+        if await hs.db.fetchval("SELECT acked FROM outbox_edu_positions WHERE stream = "
+                                "'receipts' AND inflight IS NULL"):
+            break
+        await asyncio.sleep(0.02)
+    fake.status = 503
+    fake.attempts.clear()
+    second = await send(client, alice, room, "two", "t2")
+    await read(second)
+    while not fake.attempts:
+        await asyncio.sleep(0.02)
+    await client.close()
+
+    fake.status = 200
+    fake.transactions.clear()
+    client = await aiohttp_client(init_app(config))
+    await fake.wait_for(lambda: second in receipts())
+    later = await send(client, alice, room, "three", "t3")
+    await fake.wait_for(lambda: any(e["event_id"] == later for e in fake.events()))
+    assert receipts() == [second], "the acknowledged receipt is not sent again"
+    assert second in [e["event_id"] for e in fake.events()]

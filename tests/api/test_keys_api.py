@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 from signedjson.sign import sign_json
 from spec_schema import MatrixSpec
-from support import V3, User, count, expect, get_sync
+from support import V3, User, count, expect, get_sync, parked
 
 KEYS = "keys"
 XS = "cross_signing"
@@ -251,7 +251,7 @@ async def test_own_device_change_and_long_poll(client: TestClient, register: Any
     await shared_room(client, create_room, alice, bob)
     since = (await get_sync(client, alice))["next_batch"]
     waiting = asyncio.create_task(get_sync(client, alice, since, timeout=10000))
-    await asyncio.sleep(0.05)
+    await parked(client)
     await upload(client, bob, device_keys=device_keys(bob, Signer(bob.device_id)))
     sync = await asyncio.wait_for(waiting, 10)
     assert sync["device_lists"]["changed"] == [bob.user_id]

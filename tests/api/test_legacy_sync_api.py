@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from spec_schema import MatrixSpec
-from support import V3, User, expect, get_sync, make_config
+from support import V3, User, expect, get_sync, make_config, parked
 
 from edgehs.config import Config
 
@@ -106,7 +106,7 @@ async def test_event_stream_long_poll_wakes(
     token = (await get(client, alice, f"{R0}/events", timeout=0))["end"]
     poll = asyncio.ensure_future(get(client, alice, f"{R0}/events", timeout=5000,
                                      **{"from": token}))
-    await asyncio.sleep(0.1)
+    await parked(client)
     event_id = await send(client, alice, room_id, "wake up")
     body = await asyncio.wait_for(poll, 5)
     assert event_id in [e.get("event_id") for e in body["chunk"]]

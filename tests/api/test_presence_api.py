@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from spec_schema import MatrixSpec
-from support import V3, User, count, expect, get_sync
+from support import V3, User, count, expect, get_sync, parked
 
 from edgehs.api.keys import HS_KEY
 from edgehs.service.presence import IDLE_MS, OFFLINE_MS
@@ -165,7 +165,7 @@ async def test_presence_change_wakes_long_poll(client: TestClient, register: Reg
     await sync_with(client, alice)
     since = (await get_sync(client, bob))["next_batch"]
     waiting = asyncio.create_task(get_sync(client, bob, since, timeout=20000))
-    await asyncio.sleep(0.05)
+    await parked(client)
     await put_status(client, alice, {"presence": "unavailable", "status_msg": "out"}, spec)
     sync = await asyncio.wait_for(waiting, 20)
     assert presence_of(sync, spec)[alice.user_id]["presence"] == "unavailable"
@@ -222,7 +222,7 @@ async def test_timers_idle_then_offline(client: TestClient, register: Register,
     await put_status(client, alice, {"presence": "online"}, spec)
     token = (await sync_with(client, alice, since=sync["next_batch"]))["next_batch"]
     waiting = asyncio.create_task(sync_with(client, alice, timeout="20000", since=token))
-    await asyncio.sleep(0.05)
+    await parked(client)
     now[0] += IDLE_MS / 1000 + 1
     presence.sweep()
     woken = await asyncio.wait_for(waiting, 20)

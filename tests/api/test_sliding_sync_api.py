@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from support import V3, User, expect
+from support import V3, User, expect, parked
 
 from edgehs.api.keys import HS_KEY
 
@@ -194,7 +194,7 @@ async def test_long_poll_wakes_on_message(
     room = await create_room(alice)
     first = await ss(client, alice, room_list())
     poll = asyncio.create_task(ss(client, alice, room_list(), first["pos"], timeout=20000))
-    await asyncio.sleep(0.2)
+    await parked(client)
     assert not poll.done()
     await send(client, alice, room, "wake up")
     woken = await asyncio.wait_for(poll, 15)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from spec_schema import MatrixSpec
-from support import V3, User, count, expect, get_sync
+from support import V3, User, count, expect, get_sync, parked
 
 from edgehs.api.keys import HS_KEY
 from edgehs.service.appservice.registry import AppService, Namespace
@@ -136,7 +136,7 @@ async def test_long_poll_wakes_on_a_message(client: TestClient, register: Any) -
     alice, bob = await register("alice"), await register("bob")
     since = (await get_sync(client, bob))["next_batch"]
     waiting = asyncio.create_task(get_sync(client, bob, since, timeout=10000))
-    await asyncio.sleep(0.05)
+    await parked(client)
     await send(client, alice, {bob.user_id: {bob.device_id: {"wake": 1}}}, "t1")
     sync = await asyncio.wait_for(waiting, 10)
     assert [e["content"] for e in to_device(sync)] == [{"wake": 1}]

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from support import expect, get_sync
+from support import expect, get_sync, parked
 
 V3 = "/_matrix/client/v3"
 
@@ -61,7 +61,7 @@ async def test_typing_wakes_long_poll(client: TestClient, register, create_room)
     alice, bob, room_id = await _room_with_bob(client, register, create_room)
     since = (await get_sync(client, bob))["next_batch"]
     waiting = asyncio.create_task(get_sync(client, bob, since, timeout=10000))
-    await asyncio.sleep(0.05)
+    await parked(client)
     resp = await client.put(f"{V3}/rooms/{room_id}/typing/{alice.user_id}",
                             json={"typing": True, "timeout": 30000}, headers=alice.auth)
     assert resp.status == 200
@@ -142,7 +142,7 @@ async def test_receipt_wakes_long_poll_and_only_moves_forward(client: TestClient
     second = await _send(client, alice, room_id, "t2")
     since = (await get_sync(client, alice))["next_batch"]
     waiting = asyncio.create_task(get_sync(client, alice, since, timeout=10000))
-    await asyncio.sleep(0.05)
+    await parked(client)
     resp = await client.post(f"{V3}/rooms/{room_id}/receipt/m.read/{second}", json={},
                              headers=bob.auth)
     assert resp.status == 200

@@ -4,25 +4,24 @@ https://spec.matrix.org/v1.19/application-service-api/#pushing-events
 
 The write path asks :meth:`AppServicePusher.destinations_for_event` which services are
 interested in an event and queues one outbox row per service in the event's own transaction.
-The outbox sender then calls :meth:`deliver` with numbered transactions, in order, retried
-unchanged until the service answers 200.
+Ephemeral data (typing, receipts, presence) is not queued: the outbox builds it from its streams
+(``service.appservice.ephemeral``) when it builds a transaction; a change only wakes the
+services that receive it. The outbox then calls :meth:`send` (the ``OutboundSender``
+interface) with numbered transactions, in order, retried unchanged until the service answers
+200. Requests go through the server's one shared HTTP client.
 """
 
-import asyncio
 import logging
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 import aiohttp
-import aiosqlite
 
 from edgehs.service.appservice.registry import AppService, AppServiceRegistry
 from edgehs.service.client_events import ClientEventFormatter
-from edgehs.service.outbox import DeliveryFailed, OutboxSender
-from edgehs.store.db import Database
+from edgehs.service.outbound import Delivery, DeliveryFailed, EduStream, Transaction
+from edgehs.service.outbox import OutboxSender
 from edgehs.store.events import EventStore
-from edgehs.store.outbox import OutboxRow, enqueue_payload
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.types import JsonDict
 
@@ -38,32 +37,31 @@ def destination(service: AppService) -> str:
 
 class AppServicePusher:
     def __init__(
-        self, registry: AppServiceRegistry, db: Database, events: EventStore,
+        self, registry: AppServiceRegistry, http: aiohttp.ClientSession, events: EventStore,
         members: MemberStore, rooms: RoomStore, formatter: ClientEventFormatter,
         sender: OutboxSender, timeout_s: float = TIMEOUT_S,
     ) -> None:
         self.registry = registry
-        self.db = db
+        self.http = http  # the server's one outbound client, shared (closed by HomeServer)
         self.events = events
         self.members = members
         self.rooms = rooms
         self.formatter = formatter
         self.sender = sender
         self.timeout_s = timeout_s
-        self._session: aiohttp.ClientSession | None = None
         self._legacy_path: set[str] = set()  # services that only answer /transactions/{id}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: list[EduStream] = []
 
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    def set_edu_streams(self, streams: Sequence[EduStream]) -> None:
+        """The ephemeral streams (typing, receipts, presence) built into transactions."""
+        self._streams = list(streams)
+
+    def edu_streams(self) -> Sequence[EduStream]:
+        return self._streams
 
     # --- interest ---------------------------------------------------------------------------
 
-    async def _interested(self, room_id: str, services: Iterable[AppService],
+    async def interested(self, room_id: str, services: Iterable[AppService],
                           users: Iterable[str] = ()) -> list[AppService]:
         """The services interested in a room (its id, aliases or joined members) or in one of
         ``users``. Aliases and members are only looked up if a service needs them."""
@@ -95,60 +93,69 @@ class AppServicePusher:
         users = [pdu["sender"]]
         if pdu["type"] == "m.room.member" and isinstance(pdu.get("state_key"), str):
             users.append(pdu["state_key"])
-        return [destination(s) for s in await self._interested(room_id, services, users)]
-
-    def on_edu(self, room_id: str, edu: JsonDict) -> None:
-        """Typing and receipts: queue them for services with ``receive_ephemeral``."""
-        self._spawn(self._queue_edu(room_id, edu))
+        return [destination(s) for s in await self.interested(room_id, services, users)]
 
     def _ephemeral_services(self) -> list[AppService]:
         return [s for s in self.registry.all() if s.receive_ephemeral and s.url]
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Queue ephemeral data in the background, only if some service wants it."""
-        if not self._ephemeral_services():
-            work.close()
-            return
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _service(self, destination_id: str) -> AppService | None:
+        service = self.registry.by_id(destination_id.removeprefix(PREFIX))
+        return service if service is not None and service.url else None
 
-    async def _enqueue_ephemeral(self, services: Iterable[AppService], edu: JsonDict) -> None:
-        targets = [destination(s) for s in services]
-        if not targets:
-            return
-
-        async def run(conn: aiosqlite.Connection) -> None:
-            for target in targets:
-                await enqueue_payload(conn, target, "ephemeral", edu)
-
-        await self.db.write(run)
-        self.sender.wake(targets)
-
-    async def _queue_edu(self, room_id: str, edu: JsonDict) -> None:
-        interested = await self._interested(room_id, self._ephemeral_services())
-        await self._enqueue_ephemeral(interested, edu)
+    def on_edu(self, room_id: str, edu: JsonDict) -> None:
+        """Typing or a public receipt changed: the outbox builds the EDUs; wake the services
+        that receive them (interest is decided when the transaction is built)."""
+        self._wake_ephemeral()
 
     def on_presence(self, user_id: str, edu: JsonDict) -> None:
-        """m.presence of a local user: queue it for services with ``receive_ephemeral``
-        that own the user or are interested in one of the user's rooms."""
-        self._spawn(self._queue_presence(user_id, edu))
+        """A local user's presence changed: as :meth:`on_edu`."""
+        self._wake_ephemeral()
 
-    async def _queue_presence(self, user_id: str, edu: JsonDict) -> None:
+    def _wake_ephemeral(self) -> None:
         services = self._ephemeral_services()
-        chosen = {s.id: s for s in services if s.owns_user(user_id)}
+        if services:
+            self.sender.wake(destination(s) for s in services)
+
+    def receives_ephemeral(self, destination_id: str) -> bool:
+        """Does this destination's service receive ephemeral data at all (nothing is read for
+        those that do not)?"""
+        service = self._service(destination_id)
+        return service is not None and service.receive_ephemeral
+
+    async def wants_ephemeral(self, destination_id: str, room_id: str) -> bool:
+        """Does this destination's service receive the ephemeral data of ``room_id``?"""
+        service = self._service(destination_id)
+        return service is not None and service.receive_ephemeral and bool(
+            await self.interested(room_id, [service]))
+
+    async def wants_presence(self, destination_id: str, user_id: str) -> bool:
+        """Does this destination's service receive the presence of local user ``user_id``:
+        it owns the user or is interested in one of the user's rooms?"""
+        service = self._service(destination_id)
+        if service is None or not service.receive_ephemeral:
+            return False
+        if service.owns_user(user_id):
+            return True
         for room_id in await self.members.get_rooms_for_user(user_id):
-            rest = [s for s in services if s.id not in chosen]
-            if not rest:
-                break
-            chosen.update((s.id, s) for s in await self._interested(room_id, rest))
-        await self._enqueue_ephemeral(chosen.values(), edu)
+            if await self.interested(room_id, [service]):
+                return True
+        return False
 
     # --- delivery ---------------------------------------------------------------------------
 
-    async def deliver(self, destination_id: str, txn_id: int, rows: list[OutboxRow]) -> None:
-        service = self.registry.by_id(destination_id.removeprefix(PREFIX))
-        if service is None or not service.url:
+    async def send(self, destination_id: str, txn: Transaction) -> Delivery:
+        """PUT one transaction to the service (the ``OutboundSender`` interface)."""
+        try:
+            await self._deliver(destination_id, txn)
+        except DeliveryFailed as exc:
+            log.info("appservice transaction %d to %s: %s", txn.txn_id, destination_id, exc)
+            return Delivery.RETRY
+        return Delivery.SENT
+
+    async def _deliver(self, destination_id: str, txn: Transaction) -> None:
+        rows, txn_id = txn.rows, txn.txn_id
+        service = self._service(destination_id)
+        if service is None:
             log.info("dropping %d rows for %s: no such service or no url", len(rows),
                      destination_id)
             return
@@ -157,7 +164,9 @@ class AppServicePusher:
         body: JsonDict = {
             "events": await self.formatter.format(in_order, None, bundle=False),
         }
-        ephemeral = [r.payload for r in rows if r.kind == "ephemeral" and r.payload]
+        # EDUs built from their streams (and rows queued before EDUs were built so).
+        ephemeral = [*txn.edus,
+                     *(r.payload for r in rows if r.kind == "ephemeral" and r.payload)]
         if ephemeral:
             body["ephemeral"] = ephemeral
         to_device = [r.payload for r in rows if r.kind == "to_device" and r.payload]
@@ -167,13 +176,6 @@ class AppServicePusher:
             body["to_device"] = to_device
             body["de.sorunome.msc2409.to_device"] = to_device
         await self._put(service, txn_id, body)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
-            )
-        return self._session
 
     async def _put(self, service: AppService, txn_id: int, body: JsonDict) -> None:
         assert service.url is not None
@@ -186,8 +188,9 @@ class AppServicePusher:
         params = {"access_token": service.hs_token}
         for path in paths:
             try:
-                async with self._client().put(base + path, json=body, headers=headers,
-                                              params=params) as resp:
+                async with self.http.put(
+                        base + path, json=body, headers=headers, params=params,
+                        timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                     status = resp.status
                     text = (await resp.text())[:200]
             except (aiohttp.ClientError, TimeoutError) as exc:

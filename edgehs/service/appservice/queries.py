@@ -9,8 +9,8 @@ Every call is bounded by a timeout and by a response size. Apart from :meth:`pin
 errors the spec names, a service that is down, slow, or answers nonsense is treated as "does
 not know": the caller answers its client as if the service had not been asked, never with 500.
 Requests carry ``Authorization: Bearer hs_token`` (v1.19) and ``?access_token=hs_token`` (for
-services written against the older specs, as Synapse does). One HTTP session, created lazily,
-is shared by every call and closed by :meth:`close`.
+services written against the older specs, as Synapse does). They go through the server's one
+shared HTTP client (made and closed by ``HomeServer``).
 """
 
 import logging
@@ -60,20 +60,11 @@ def _valid_result(item: object, kind: ThirdPartyKind) -> bool:
 
 
 class AppServiceQueries:
-    def __init__(self, registry: AppServiceRegistry, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, registry: AppServiceRegistry, http: aiohttp.ClientSession,
+                 timeout_s: float = TIMEOUT_S) -> None:
         self.registry = registry
+        self.http = http
         self.timeout_s = timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -88,7 +79,7 @@ class AppServiceQueries:
         if legacy_token:
             query.append(("access_token", service.hs_token))
         headers = {"Authorization": f"Bearer {service.hs_token}"}
-        async with self._client().request(
+        async with self.http.request(
             method, service.url.rstrip("/") + APP_PREFIX + path, json=body, params=query,
             headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             allow_redirects=False,

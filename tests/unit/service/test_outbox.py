@@ -2,15 +2,18 @@
 survives a restart, transaction ids seeded from the clock, the spec's limits per transaction."""
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
 
-from edgehs.service.outbox import DeliveryFailed, OutboxSender
+from edgehs.service.outbound import Delivery, EduStream, Transaction
+from edgehs.service.outbox import OutboxSender
 from edgehs.store.db import Database
 from edgehs.store.outbox import (
     MAX_EDUS,
     MAX_PDUS,
+    NextClaim,
     OutboxRow,
     OutboxStore,
     RetryState,
@@ -30,20 +33,28 @@ class Clock:
         return self.now
 
 
-class Recorder:
-    """A deliverer that records each attempt and fails while ``failing``."""
+NO_EDUS = NextClaim({}, has_edus=False)  # claim rows only
 
-    def __init__(self, failing: bool) -> None:
+
+class Recorder:
+    """An outbound sender that records each attempt and fails while ``failing``."""
+
+    def __init__(self, failing: bool, streams: Sequence[EduStream] = ()) -> None:
         self.failing = failing
+        self.streams = streams
         self.attempts: list[tuple[int, list[OutboxRow]]] = []
+        self.txns: list[Transaction] = []
         self.attempted = asyncio.Event()
 
-    async def deliver(self, destination: str, txn_id: int, rows: list[OutboxRow]) -> None:
+    def edu_streams(self) -> Sequence[EduStream]:
+        return self.streams
+
+    async def send(self, destination: str, txn: Transaction) -> Delivery:
         assert destination == DEST
-        self.attempts.append((txn_id, rows))
+        self.attempts.append((txn.txn_id, txn.rows))
+        self.txns.append(txn)
         self.attempted.set()
-        if self.failing:
-            raise DeliveryFailed("HTTP 502")
+        return Delivery.RETRY if self.failing else Delivery.SENT
 
 
 async def queue(db: Database, n: int = 1) -> None:
@@ -176,23 +187,23 @@ async def test_transaction_ids_start_at_the_clock_and_increase_strictly(db: Data
     clock = Clock()
     store = OutboxStore(db, clock=clock)
     await queue(db)
-    first = await store.next_transaction(DEST)
+    first = await store.claim(DEST, NO_EDUS)
     assert first is not None
-    assert first[0] == int(T0 * 1000), "the first id is the time in milliseconds"
-    again = await store.next_transaction(DEST)
+    assert first.txn_id == int(T0 * 1000), "the first id is the time in milliseconds"
+    again = await store.claim(DEST, NO_EDUS)
     assert again == first, "until acknowledged, the same transaction: same id, same rows"
 
     await queue(db)
-    second = await store.acknowledge(DEST, first[0], claim_next=True)  # same millisecond
-    assert second is not None and second[0] == first[0] + 1
+    second = await store.acknowledge(DEST, first.txn_id, claim_next=NO_EDUS)  # same millisecond
+    assert second is not None and second.txn_id == first.txn_id + 1
     await queue(db)
     clock.now = T0 - 3600  # the clock steps back an hour
-    third = await store.acknowledge(DEST, second[0], claim_next=True)
-    assert third is not None and third[0] == second[0] + 1
+    third = await store.acknowledge(DEST, second.txn_id, claim_next=NO_EDUS)
+    assert third is not None and third.txn_id == second.txn_id + 1
     await queue(db)
     clock.now = T0 + 60
-    fourth = await store.acknowledge(DEST, third[0], claim_next=True)
-    assert fourth is not None and fourth[0] == int((T0 + 60) * 1000)
+    fourth = await store.acknowledge(DEST, third.txn_id, claim_next=NO_EDUS)
+    assert fourth is not None and fourth.txn_id == int((T0 + 60) * 1000)
 
 
 async def test_transaction_ids_are_not_reused_after_a_database_reset(tmp_path: Path) -> None:
@@ -204,10 +215,10 @@ async def test_transaction_ids_are_not_reused_after_a_database_reset(tmp_path: P
         store = OutboxStore(db, clock=clock)
         for _ in range(5):
             await queue(db)
-            txn = await store.next_transaction(DEST)
+            txn = await store.claim(DEST, NO_EDUS)
             assert txn is not None
-            seen.append(txn[0])
-            await store.acknowledge(DEST, txn[0])
+            seen.append(txn.txn_id)
+            await store.acknowledge(DEST, txn.txn_id)
         await db.close()
         clock.now += 60
     assert seen == sorted(set(seen)), seen
@@ -221,12 +232,12 @@ async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
     ids = []
     for _ in range(3):
         await queue(db)
-        txn = await store.next_transaction(DEST)
+        txn = await store.claim(DEST, NO_EDUS)
         assert txn is not None
-        ids.append(txn[0])
-        await store.acknowledge(DEST, txn[0])
+        ids.append(txn.txn_id)
+        await store.acknowledge(DEST, txn.txn_id)
     await queue(db)
-    inflight = await store.next_transaction(DEST)
+    inflight = await store.claim(DEST, NO_EDUS)
     await db.close()
     clock.now = T0 - 10  # restarted with a clock that is behind
 
@@ -234,12 +245,12 @@ async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
     await db.open()
     store = OutboxStore(db, clock=clock)
     try:
-        assert await store.next_transaction(DEST) == inflight, "the retry keeps its id"
+        assert await store.claim(DEST, NO_EDUS) == inflight, "the retry keeps its id"
         assert inflight is not None
         await queue(db)
-        after = await store.acknowledge(DEST, inflight[0], claim_next=True)
+        after = await store.acknowledge(DEST, inflight.txn_id, claim_next=NO_EDUS)
         assert after is not None
-        assert [*ids, inflight[0], after[0]] == list(range(ids[0], ids[0] + 5))
+        assert [*ids, inflight.txn_id, after.txn_id] == list(range(ids[0], ids[0] + 5))
     finally:
         await db.close()
 
@@ -277,11 +288,11 @@ async def test_a_transaction_carries_at_most_50_pdus_and_100_edus(db: Database) 
 
     sent: list[OutboxRow] = []
     shapes = []
-    txn = await store.next_transaction(DEST)
+    txn = await store.claim(DEST, NO_EDUS)
     while txn is not None:
-        shapes.append(kinds(txn[1]))
-        sent += txn[1]
-        txn = await store.acknowledge(DEST, txn[0], claim_next=True)
+        shapes.append(kinds(txn.rows))
+        sent += txn.rows
+        txn = await store.acknowledge(DEST, txn.txn_id, claim_next=NO_EDUS)
     assert shapes == [
         {"event": 50},  # the 51st event would be one PDU too many
         {"event": 10, "ephemeral": 10, "to_device": 90},  # 100 EDUs

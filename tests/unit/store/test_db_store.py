@@ -11,7 +11,13 @@ import pytest
 
 from edgehs.store.db import Database
 from edgehs.store.events import EventStore, insert_event, set_forward_extremities
-from edgehs.store.users import UserStore
+from edgehs.store.users import (
+    UserStore,
+    deactivate_user,
+    put_device,
+    remove_devices,
+    rename_device,
+)
 
 
 class Boom(Exception):
@@ -256,12 +262,14 @@ async def test_duplicate_event_id_is_refused(db: Database) -> None:
 
 
 async def test_users_tokens_and_devices(db: Database) -> None:
+    """The device writes run inside a caller's transaction (DeviceService adds the device list
+    change in the same one); the token cache is dropped after their commit."""
     users = UserStore(db)
     assert await users.create_user("@a:x", "hash", False, 1, "a") is True
     assert await users.create_user("@a:x", "other", True, 2, "b") is False
     assert await users.get_password_hash("@a:x") == "hash"
-    await users.add_device_and_token("@a:x", "D1", "phone", "tok1", 10)
-    await users.add_device_and_token("@a:x", "D2", None, "tok2", 11, room_id="!r:x")
+    assert await db.write(lambda c: put_device(c, "@a:x", "D1", "phone", "tok1", 10)) is True
+    await db.write(lambda c: put_device(c, "@a:x", "D2", None, "tok2", 11, room_id="!r:x"))
     info = await users.get_token("tok1")
     assert info is not None and (info.user_id, info.device_id, info.room_id) == ("@a:x", "D1",
                                                                                  None)
@@ -269,27 +277,31 @@ async def test_users_tokens_and_devices(db: Database) -> None:
     assert scoped is not None and scoped.room_id == "!r:x"
     assert await users.get_token("nope") is None
     # logging in again on D1 replaces its token (the cached one too)
-    await users.add_device_and_token("@a:x", "D1", None, "tok1b", 12)
+    assert await db.write(lambda c: put_device(c, "@a:x", "D1", None, "tok1b", 12)) is False
+    users.forget_tokens("@a:x", {"D1"})
     assert await users.get_token("tok1") is None
     assert (await users.get_token("tok1b")) is not None
     device = await users.get_device("@a:x", "D1")
     assert device is not None and device["display_name"] == "phone"  # kept
-    await users.set_device_name("@a:x", "D1", "laptop")
+    assert await db.write(lambda c: rename_device(c, "@a:x", "D1", "laptop")) is True
+    assert await db.write(lambda c: rename_device(c, "@a:x", "D1", "laptop")) is False
     assert [d["display_name"] for d in await users.get_devices("@a:x")] == ["laptop", None]
-    # a password change logs out the other devices
-    await users.delete_other_tokens("@a:x", "D1")
+    assert await db.write(lambda c: remove_devices(c, "@a:x", ["D2"])) is True
+    users.forget_tokens("@a:x", {"D2"})
     assert await users.get_token("tok2") is None and await users.get_token("tok1b") is not None
     assert [d["device_id"] for d in await users.get_devices("@a:x")] == ["D1"]
-    await users.delete_devices("@a:x", None)
+    assert await db.write(lambda c: remove_devices(c, "@a:x", None)) is True
+    users.forget_tokens("@a:x", None)
     assert await users.get_token("tok1b") is None and await users.get_devices("@a:x") == []
 
 
 async def test_deactivate_drops_tokens_and_password(db: Database) -> None:
     users = UserStore(db)
     await users.create_user("@a:x", "hash", False, 1, None)
-    await users.add_device_and_token("@a:x", "D", None, "tok", 1)
+    await db.write(lambda c: put_device(c, "@a:x", "D", None, "tok", 1))
     assert await users.get_token("tok") is not None  # cached now
-    await users.deactivate("@a:x")
+    assert await db.write(lambda c: deactivate_user(c, "@a:x")) is True
+    users.forget_tokens("@a:x", None)
     assert await users.get_token("tok") is None
     assert await users.get_password_hash("@a:x") is None
     user = await users.get_user("@a:x")
