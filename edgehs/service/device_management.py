@@ -54,6 +54,13 @@ class DeviceService:
         """GET /devices: https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devices"""
         return [_device_json(d) for d in await self.users.get_devices(user_id)]
 
+    async def ids(self, user_id: str) -> list[str]:
+        """The ids of the user's devices, sorted."""
+        return sorted(await self.users.device_ids(user_id))
+
+    async def exists(self, user_id: str, device_id: str) -> bool:
+        return await self.users.get_device(user_id, device_id) is not None
+
     async def get(self, user_id: str, device_id: str) -> JsonDict:
         device = await self.users.get_device(user_id, device_id)
         if device is None:
