@@ -75,11 +75,7 @@ async def login(request: web.Request) -> web.Response:
         if not service.owns_user(user_id):
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"{user_id} is not in the application service's namespace")
-        account = await server.user_store.get_user(user_id)
-        if account is None:
-            raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
-        if account["deactivated"]:
-            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+        await server.users.require_active(user_id)
     elif login_type == "m.login.password":
         server.rc_login.check(request.remote or "")
         user_id = _login_user(body, server.config.server_name)

@@ -26,7 +26,6 @@ def _event_type(request: web.Request) -> str:
 
 async def _send(request: web.Request, who: Requester, server: HomeServer, room_id: str,
                 event_type: str, content: JsonDict, txn_id: str | None) -> web.Response:
-    who.check_room(room_id)
     rate_limit(request, who)
     if event_type == "m.room.redaction":
         raise MatrixError(400, Codes.INVALID_PARAM, "Use the /redact endpoint to redact events")
@@ -62,7 +61,6 @@ async def put_state(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     event_type = _event_type(request)
     state_key = request.match_info.get("stateKey", "")
-    who.check_room(room_id)
     server = hs(request)
     rate_limit(request, who)
     await server.events.room_version(room_id)
@@ -85,52 +83,20 @@ async def put_state(request: web.Request) -> web.Response:
 async def get_state_event(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/state/{eventType}/{stateKey} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstateeventtypestatekey"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
     key = (request.match_info["eventType"], request.match_info.get("stateKey", ""))
-    who.check_room(room_id)
     server = hs(request)
-    await server.events.room_version(room_id)
-    until = await server.visibility.require_readable(room_id, who.user_id)
-    event_id = await _state_at(server, room_id, until, key)
-    if event_id is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such state event")
-    ev = await server.event_store.get_event(event_id)
-    assert ev is not None
+    ev = await server.room_state.state_event(request.match_info["roomId"], who.user_id, key)
     formatted = await server.formatter.format_one(ev, who.user_id)
     if request.query.get("format") == "event":
         return web.json_response(formatted)
     return web.json_response(formatted["content"])
 
 
-async def _state_at(server: HomeServer, room_id: str, until: int,
-                    key: tuple[str, str]) -> str | None:
-    if until >= 2**62:
-        return await server.state_store.get_current_state_event_id(room_id, key)
-    state = await _state_ids_at(server, room_id, until)
-    return state.get(key)
-
-
-async def _state_ids_at(server: HomeServer, room_id: str, until: int) -> dict[tuple[str, str], str]:
-    """The room state a former member last saw (state after their leave event)."""
-    if until >= 2**62:
-        return await server.state_store.get_current_state_ids(room_id)
-    events = await server.event_store.get_room_events(room_id, before=until, limit=1,
-                                                      backwards=True)
-    if not events:
-        return {}
-    return await server.state_store.get_state_after(events[0].event_id) or {}
-
-
 async def get_state(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/state — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstate"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     server = hs(request)
-    await server.events.room_version(room_id)
-    until = await server.visibility.require_readable(room_id, who.user_id)
-    state = await _state_ids_at(server, room_id, until)
-    events = (await server.event_store.get_events(state.values())).values()
+    events = await server.room_state.state_events(request.match_info["roomId"], who.user_id)
     return web.json_response(await server.formatter.format(events, who.user_id))
 
 
@@ -139,7 +105,6 @@ async def redact(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     server = hs(request)
     rate_limit(request, who)
     await server.events.room_version(room_id)
@@ -159,13 +124,7 @@ async def redact(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/event/{eventId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomideventeventid"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     server = hs(request)
-    until = await server.visibility.readable_until(room_id, who.user_id)
-    ev = await server.event_store.get_event(request.match_info["eventId"])
-    if (until is None or ev is None or ev.room_id != room_id
-            or ev.stream_ordering > until
-            or not await server.visibility.is_visible(who.user_id, ev)):
-        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+    ev = await server.room_state.event(request.match_info["roomId"], who.user_id,
+                                       request.match_info["eventId"])
     return web.json_response(await server.formatter.format_one(ev, who.user_id, who.device_id))
