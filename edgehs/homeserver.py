@@ -44,6 +44,7 @@ from edgehs.service.room_summary import RoomSummaryService
 from edgehs.service.rooms import RoomService
 from edgehs.service.search import SearchService
 from edgehs.service.search_query import search_rows
+from edgehs.service.send import SendService
 from edgehs.service.sliding_sync import SlidingSyncService
 from edgehs.service.sync import SyncService
 from edgehs.service.sync_e2ee import E2eeSync
@@ -198,6 +199,7 @@ class HomeServer:
             self.room_store, self.member_store, self.visibility,
             AppServiceRoomListStore(self.db),
         )
+        self.send = SendService(self.events, self.visibility, self.rooms, self.directory)
         # The media repository.
         self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))
         self.media = MediaService(config.server_name, config.max_upload_size, self.media_store)

@@ -274,6 +274,11 @@ class RoomService:
         event, sent when the target's membership allows the action (``PRECONDITIONS``, checked
         in the room lock). https://spec.matrix.org/v1.19/client-server-api/#room-membership"""
         membership = {"kick": "leave", "unban": "leave"}.get(action, action)
+        if action in ("kick", "unban") and await self.rooms.get_room_version_id(room_id) is None:
+            # Nobody to kick or unban in an unknown room: the precondition's 403, the one
+            # refusal the spec documents for these endpoints.
+            _, refusal = PRECONDITIONS[action]
+            raise MatrixError(403, Codes.FORBIDDEN, refusal.format(target=target, current=None))
         return await self.change_membership(room_id, sender, target, membership, reason,
                                             action=action)
 
