@@ -93,6 +93,14 @@ class DeviceService:
         await self.events.run_write(write)
         self.users.forget_tokens(user_id, None if device_ids is None else set(device_ids))
 
+    async def log_out(self, user_id: str, device_id: str | None, *, appservice: bool) -> None:
+        """POST /logout: the device of the token, its keys, pushers and inbox with it. An
+        application service's ``as_token`` (without an asserted device) is not a session:
+        nothing ends. https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logout"""
+        if appservice and device_id is None:
+            return
+        await self.delete(user_id, None if device_id is None else [device_id])
+
     async def delete_others(self, user_id: str, keep: str | None) -> None:
         """Log out every device but ``keep`` (after a password change)."""
         await self.delete(user_id, [d for d in await self.users.device_ids(user_id) if d != keep])

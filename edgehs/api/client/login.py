@@ -101,11 +101,8 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """POST /logout — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logout"""
     who = await requester(request)
-    server = hs(request)
-    if who.appservice_id is not None and who.device_id is None:
-        return web.json_response({})  # an as_token is not a session: nothing to end
-    # The device's keys, pushers and inbox go with it.
-    await server.devices.delete(who.user_id, None if who.device_id is None else [who.device_id])
+    await hs(request).devices.log_out(who.user_id, who.device_id,
+                                      appservice=who.appservice_id is not None)
     return web.json_response({})
 
 
