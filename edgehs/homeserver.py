@@ -22,6 +22,7 @@ from edgehs.service.device_management import DeviceService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.event_stream import EventStreamService
 from edgehs.service.events import EventService
+from edgehs.service.filters import FilterService
 from edgehs.service.guests import GuestService
 from edgehs.service.hierarchy import HierarchyService
 from edgehs.service.initial_sync import InitialSyncService
@@ -40,10 +41,12 @@ from edgehs.service.ratelimit import RateLimiter
 from edgehs.service.receipts import ReceiptService
 from edgehs.service.reports import ReportService
 from edgehs.service.room_keys import RoomKeyService
+from edgehs.service.room_state import RoomStateService
 from edgehs.service.room_summary import RoomSummaryService
 from edgehs.service.rooms import RoomService
 from edgehs.service.search import SearchService
 from edgehs.service.search_query import search_rows
+from edgehs.service.send import SendService
 from edgehs.service.sliding_sync import SlidingSyncService
 from edgehs.service.sync import SyncService
 from edgehs.service.sync_e2ee import E2eeSync
@@ -167,11 +170,14 @@ class HomeServer:
         self.account_data = AccountDataService(self.events, self.account_data_store)
         self.receipt_store = ReceiptStore(self.db)
         self.filter_store = FilterStore(self.db)
+        self.filters = FilterService(self.filter_store)
         self.formatter = ClientEventFormatter(self.event_store, self.room_store)
         self.visibility = Visibility(self.member_store, self.event_store, self.state_store,
                                      VisibilityStore(self.db))
         self.formatter.visibility = self.visibility  # aggregations show visible children only
         self.formatter.erasures = self.user_store.erased_at  # erased senders' events redacted
+        self.room_state = RoomStateService(self.events, self.event_store, self.state_store,
+                                           self.visibility)
         self.typing = TypingService(self.notifier)
         self.sync = SyncService(
             self.event_store, self.state_store, self.member_store, self.account_data_store,
@@ -211,6 +217,7 @@ class HomeServer:
             self.room_store, self.member_store, self.visibility,
             AppServiceRoomListStore(self.db),
         )
+        self.send = SendService(self.events, self.visibility, self.rooms, self.directory)
         # The media repository.
         self.media_store = MediaStore(self.db, MediaFiles(config.media_store_path))
         self.media = MediaService(config.server_name, config.max_upload_size, self.media_store)

@@ -139,8 +139,7 @@ async def authorize(request: web.Request) -> str:
     if server.appservices.by_token(token) is not None:
         raise MatrixError(403, Codes.FORBIDDEN, "Application services are not server admins")
     info = await server.users.validate_token(token)  # 401 M_UNKNOWN_TOKEN
-    user = await server.user_store.get_user(info.user_id)
-    if info.room_id is not None or user is None or not user.get("admin"):
+    if info.room_id is not None or not await server.users.is_admin(info.user_id):
         raise MatrixError(403, Codes.FORBIDDEN, "Only server admins may use the admin API")
     return info.user_id
 

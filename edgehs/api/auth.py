@@ -6,6 +6,11 @@ https://spec.matrix.org/v1.19/application-service-api/#identity-assertion
 An application service's ``as_token`` authenticates the service as its sender user
 (``@sender_localpart:server``); ``?user_id=`` asserts a registered user of its user namespaces
 instead, and ``?device_id=`` (v1.17) one of that user's devices.
+
+A device token may be limited to one room. :func:`requester`, which every authenticated
+handler calls first, checks the room a request names (``ROOM_PARAMS`` of the route's path, the
+``room_id`` query parameter) against that scope, so no room route can forget it; ``json_body``
+checks a ``room_id`` of the body the same way.
 """
 
 from dataclasses import dataclass
@@ -13,13 +18,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from edgehs.api.guest_access import check_guest_request
-from edgehs.api.keys import hs
+from edgehs.api.keys import ROOM_SCOPE, hs
 from edgehs.errors import Codes, MatrixError
 from edgehs.service.appservice.registry import AppService
 
 # Query parameters of identity assertion; MSC3202's prefixed name is what mautrix sends.
 DEVICE_ID_PARAMS = ("device_id", "org.matrix.msc3202.device_id")
 AS_DEVICE_PREFIX = "AS:"
+# Path parameters of the route table that name a room.
+ROOM_PARAMS = ("roomId", "roomIdOrAlias")
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,24 @@ async def requester(request: web.Request) -> Requester:
                                      request.headers.get("User-Agent"))
     if info.is_guest:
         check_guest_request(request)
-    return Requester(info.user_id, info.device_id, token, info.room_id, is_guest=info.is_guest)
+    who = Requester(info.user_id, info.device_id, token, info.room_id, is_guest=info.is_guest)
+    if who.room_id is not None:
+        request[ROOM_SCOPE] = who.room_id
+        await _check_room_scope(request, who)
+    return who
+
+
+async def _check_room_scope(request: web.Request, who: Requester) -> None:
+    """403 M_FORBIDDEN when a token limited to one room is used on a request that names
+    another: a room path parameter (an alias: the room it names) or ``?room_id=``."""
+    named = [request.match_info.get(name) for name in ROOM_PARAMS]
+    named.append(request.query.get("room_id") or None)
+    for room in named:
+        if room is None:
+            continue
+        if room.startswith("#"):
+            room = await hs(request).rooms.resolve_room(room)
+        who.check_room(room)
 
 
 async def _asserted(request: web.Request, service: AppService, token: str) -> Requester:
@@ -90,11 +114,11 @@ async def _asserted(request: web.Request, service: AppService, token: str) -> Re
         if not service.owns_user(user_id):
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"Application service cannot masquerade as {user_id}")
-        if await server.user_store.get_user(user_id) is None:
+        if not await server.users.exists(user_id):
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"Application service has not registered {user_id}")
     device_id = next((request.query[p] for p in DEVICE_ID_PARAMS if request.query.get(p)), None)
-    if device_id is not None and await server.user_store.get_device(user_id, device_id) is None:
+    if device_id is not None and not await server.devices.exists(user_id, device_id):
         raise MatrixError(400, Codes.UNKNOWN_DEVICE, f"{user_id} has no device {device_id}")
     return Requester(user_id, device_id, token, appservice_id=service.id)
 

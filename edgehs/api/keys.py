@@ -11,6 +11,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CONFIG_KEY = web.AppKey("config", Config)
 HS_KEY = web.AppKey("homeserver", HomeServer)
+# The one room an authenticated request's token is limited to (set by ``requester``), which a
+# room id in its JSON body must name too (checked by ``json_body``).
+ROOM_SCOPE = web.RequestKey("room_scope", str)
 
 
 def hs(request: web.Request) -> HomeServer:

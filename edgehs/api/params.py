@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from edgehs.api.keys import CONFIG_KEY
+from edgehs.api.keys import CONFIG_KEY, ROOM_SCOPE
 from edgehs.errors import Codes, MatrixError
 from edgehs.service import json_parse
 from edgehs.types import JsonDict
@@ -40,7 +40,8 @@ def parse_json(raw: str | bytes, what: str) -> Any:
 
 
 async def json_body(request: web.Request, *, allow_empty: bool = True) -> JsonDict:
-    """The request's JSON object body ({} when empty and allowed)."""
+    """The request's JSON object body ({} when empty and allowed). A ``room_id`` in it must
+    be the room the request's token is limited to, if it is (403 M_FORBIDDEN)."""
     raw = await read_body(request)
     if not raw.strip():
         if allow_empty:
@@ -49,6 +50,9 @@ async def json_body(request: web.Request, *, allow_empty: bool = True) -> JsonDi
     body = parse_json(raw, "Request body")
     if not isinstance(body, dict):
         raise MatrixError(400, Codes.BAD_JSON, "Request body must be a JSON object")
+    scope = request.get(ROOM_SCOPE)
+    if scope is not None and "room_id" in body and body["room_id"] != scope:
+        raise MatrixError(403, Codes.FORBIDDEN, "This token may only be used in one room")
     return body
 
 

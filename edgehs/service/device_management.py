@@ -54,6 +54,13 @@ class DeviceService:
         """GET /devices: https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3devices"""
         return [_device_json(d) for d in await self.users.get_devices(user_id)]
 
+    async def ids(self, user_id: str) -> list[str]:
+        """The ids of the user's devices, sorted."""
+        return sorted(await self.users.device_ids(user_id))
+
+    async def exists(self, user_id: str, device_id: str) -> bool:
+        return await self.users.get_device(user_id, device_id) is not None
+
     async def get(self, user_id: str, device_id: str) -> JsonDict:
         device = await self.users.get_device(user_id, device_id)
         if device is None:
@@ -85,6 +92,14 @@ class DeviceService:
 
         await self.events.run_write(write)
         self.users.forget_tokens(user_id, None if device_ids is None else set(device_ids))
+
+    async def log_out(self, user_id: str, device_id: str | None, *, appservice: bool) -> None:
+        """POST /logout: the device of the token, its keys, pushers and inbox with it. An
+        application service's ``as_token`` (without an asserted device) is not a session:
+        nothing ends. https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logout"""
+        if appservice and device_id is None:
+            return
+        await self.delete(user_id, None if device_id is None else [device_id])
 
     async def delete_others(self, user_id: str, keep: str | None) -> None:
         """Log out every device but ``keep`` (after a password change)."""

@@ -4,8 +4,8 @@
 (``POST /_edgehs/admin/v1/devices``, see ``api/admin.py``), or directly on the database when
 edgehs is stopped. The device posts with one curl line in the 2015 style
 (``POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}?access_token=``); by default its
-token may only be used in its own room (``access_tokens.room_id``, enforced by
-``Requester.check_room`` in the API layer).
+token may only be used in its own room (``access_tokens.room_id``, enforced for every
+route that names a room by ``api.auth.requester``).
 """
 
 import json

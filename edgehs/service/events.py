@@ -59,6 +59,10 @@ CREATE_KEY = ("m.room.create", "")
 # (pdu, room_id) -> outbox destinations that must receive the event.
 Fanout = Callable[[JsonDict, str], Awaitable[list[str]]]
 
+# A precondition of a send, run inside the room lock against the state the event is built on
+# (and the event store, to read that state's events); it raises MatrixError to refuse.
+Check = Callable[[StateMap, EventStore], Awaitable[None]]
+
 
 class EventRows(Protocol):
     """Rows another service writes with each event of a batch (push notifications)."""
@@ -177,11 +181,14 @@ class EventService:
         device_id: str | None = None,
         redacts: str | None = None,
         origin_server_ts: int | None = None,
+        check: Check | None = None,
     ) -> StoredEvent:
-        """Build, sign, authorise, persist and announce one local event."""
+        """Build, sign, authorise, persist and announce one local event. ``check`` runs in
+        the room lock on the state the event builds on, so two concurrent requests cannot
+        both pass it (a kick of a member who has just left)."""
         try:
             return await self._send(room_id, sender, event_type, content, state_key, txn_id,
-                                    device_id, redacts, origin_server_ts)
+                                    device_id, redacts, origin_server_ts, check)
         except DuplicateTransaction:
             # A retried request: the unique (sender, device, txn) index refused the second
             # event, so answer with the first one.
@@ -195,12 +202,14 @@ class EventService:
     async def _send(
         self, room_id: str, sender: str, event_type: str, content: JsonDict,
         state_key: str | None, txn_id: str | None, device_id: str | None, redacts: str | None,
-        origin_server_ts: int | None,
+        origin_server_ts: int | None, check: Check | None = None,
     ) -> StoredEvent:
         rv = await self.room_version(room_id)
         async with self.room_lock(room_id):
             # 1. per-room lock held; 2. build on the room's head.
             head = await self._head(room_id)
+            if check is not None:
+                await check(head.state, self.events)
             keys = auth_types_for_event(event_type, sender, state_key, content, rv)
             known = await self.events.get_pdus(
                 [*(head.state[k] for k in {*keys, CREATE_KEY} if k in head.state),

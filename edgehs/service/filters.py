@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgehs.errors import Codes, MatrixError
+from edgehs.store.account_data import FilterStore
 from edgehs.types import JsonDict, StateMap
 
 DEFAULT_TIMELINE_LIMIT = 10
@@ -177,3 +178,25 @@ class SyncFilter:
                 continue
             out[(etype, skey)] = event_id
         return out
+
+
+def is_filter_id(raw: str) -> bool:
+    """Filter ids are small non-negative integers (SQLite integers are at most 2**63 - 1)."""
+    return raw.isdigit() and len(raw) <= 18
+
+
+class FilterService:
+    """Stored filters: POST and GET /user/{userId}/filter, and /sync's ``filter=<id>``.
+    https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3useruseridfilter"""
+
+    def __init__(self, store: FilterStore) -> None:
+        self.store = store
+
+    async def add(self, user_id: str, definition: JsonDict) -> str:
+        """Store a filter, refused (400) now if malformed rather than at /sync time."""
+        SyncFilter.parse(definition)
+        return str(await self.store.add(user_id, definition))
+
+    async def get(self, user_id: str, filter_id: str) -> JsonDict | None:
+        """The user's filter of that id; None for an unknown one or a malformed id."""
+        return await self.store.get(user_id, int(filter_id)) if is_filter_id(filter_id) else None

@@ -13,11 +13,12 @@ import aiosqlite
 from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from edgehs.service.appservice.queries import AppServiceQueries
-from edgehs.service.events import EventService
+from edgehs.service.events import Check, EventService
 from edgehs.service.guests import GuestService
+from edgehs.store.events import EventStore
 from edgehs.store.rooms import MemberStore, RoomStore, insert_alias, set_room_visibility
 from edgehs.store.users import UserStore
-from edgehs.types import JsonDict
+from edgehs.types import JsonDict, StateMap
 
 PRESETS: dict[str, dict[str, str]] = {
     "private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
@@ -219,8 +220,14 @@ class RoomService:
             await self.guests.check_join(room_id)
         content = await self.member_content(
             user_id, "join", **{**(extra or {}), **({"reason": reason} if reason else {})})
-        stored = await self.events.send(room_id, user_id, "m.room.member", content, user_id)
-        if current is None or current[0] != "join":
+        before: list[str | None] = []  # the membership the join replaces, read in the lock
+
+        async def note_before(state: StateMap, events: EventStore) -> None:
+            before.append(await membership_in(state, events, user_id))
+
+        stored = await self.events.send(room_id, user_id, "m.room.member", content, user_id,
+                                        check=note_before)
+        if before[-1:] != ["join"]:
             await self.newly_joined(room_id, user_id)
         return stored.event_id
 
@@ -261,11 +268,26 @@ class RoomService:
         await self.events.send(room_id, user_id, "m.room.member", content, user_id)
         return room_id
 
+    async def membership_action(self, action: str, room_id: str, sender: str, target: str,
+                                reason: str | None = None) -> str:
+        """POST /rooms/{roomId}/{action} for invite, leave, kick, ban and unban: the member
+        event, sent when the target's membership allows the action (``PRECONDITIONS``, checked
+        in the room lock). https://spec.matrix.org/v1.19/client-server-api/#room-membership"""
+        membership = {"kick": "leave", "unban": "leave"}.get(action, action)
+        if action in ("kick", "unban") and await self.rooms.get_room_version_id(room_id) is None:
+            # Nobody to kick or unban in an unknown room: the precondition's 403, the one
+            # refusal the spec documents for these endpoints.
+            _, refusal = PRECONDITIONS[action]
+            raise MatrixError(403, Codes.FORBIDDEN, refusal.format(target=target, current=None))
+        return await self.change_membership(room_id, sender, target, membership, reason,
+                                            action=action)
+
     async def change_membership(
         self, room_id: str, sender: str, target: str, membership: str,
-        reason: str | None = None, extra: JsonDict | None = None,
+        reason: str | None = None, extra: JsonDict | None = None, *, action: str | None = None,
     ) -> str:
-        """invite / leave / ban / kick (= leave of another user) / unban (= leave)."""
+        """invite / leave / ban / kick (= leave of another user) / unban (= leave). The
+        precondition of ``action`` (of an invite, always) is checked in the room lock."""
         validate_user_id(target)
         await self.events.room_version(room_id)  # 404 for unknown rooms
         content: JsonDict = {k: v for k, v in (extra or {}).items()
@@ -274,15 +296,64 @@ class RoomService:
         if reason:
             content["reason"] = reason
         if membership == "invite":
-            current = await self.members.get_membership(room_id, target)
-            if current is not None and current[0] in ("join", "ban"):
-                raise MatrixError(403, Codes.FORBIDDEN, f"{target} is already {current[0]} here")
+            action = "invite"
             await self.ask_appservices_user(target)
             profile = await self.users.get_profile(target)
             if profile is not None and profile[0] and "displayname" not in content:
                 content["displayname"] = profile[0]
-        stored = await self.events.send(room_id, sender, "m.room.member", content, target)
+        check = precondition(action, target) if action in PRECONDITIONS else None
+        stored = await self.events.send(room_id, sender, "m.room.member", content, target,
+                                        check=check)
         return stored.event_id
+
+    async def forget(self, room_id: str, user_id: str) -> None:
+        """POST /rooms/{roomId}/forget: only a room the user has left (or was banned from);
+        checked and written in the room lock, so a join at the same time is not forgotten.
+        https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidforget"""
+        async with self.events.room_lock(room_id):
+            current = await self.members.get_membership(room_id, user_id)
+            if current is None:
+                raise MatrixError(404, Codes.NOT_FOUND, "You have never been in this room")
+            if current[0] in ("join", "invite", "knock"):
+                raise MatrixError(400, Codes.UNKNOWN, "Leave the room before forgetting it")
+            await self.members.forget(room_id, user_id)
+
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        """GET /joined_rooms, sorted."""
+        return sorted(await self.members.get_rooms_for_user(user_id))
+
+
+# What a membership endpoint asks of the target's membership before it: (the memberships that
+# allow it, the refusal). None: no member event. A ban is left to the auth rules.
+PRECONDITIONS: dict[str, tuple[frozenset[str | None], str]] = {
+    "invite": (frozenset({None, "invite", "leave", "knock"}), "{target} is already {current} here"),
+    "leave": (frozenset({"join", "invite", "knock"}), "You are not in this room"),
+    "kick": (frozenset({"join", "invite", "knock"}), "{target} is not in the room"),
+    "unban": (frozenset({"ban"}), "{target} is not banned"),
+}
+
+
+def precondition(action: str, target: str) -> Check:
+    """The check of ``PRECONDITIONS[action]`` for ``EventService.send``: 403 M_FORBIDDEN
+    unless the target's membership in the state the event builds on allows the action."""
+    allowed, refusal = PRECONDITIONS[action]
+
+    async def check(state: StateMap, events: EventStore) -> None:
+        current = await membership_in(state, events, target)
+        if current not in allowed:
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              refusal.format(target=target, current=current))
+    return check
+
+
+async def membership_in(state: StateMap, events: EventStore, user_id: str) -> str | None:
+    """``user_id``'s membership in ``state`` (None: no member event)."""
+    event_id = state.get(("m.room.member", user_id))
+    if event_id is None:
+        return None
+    pdu = (await events.get_pdus([event_id])).get(event_id)
+    membership = None if pdu is None else pdu["content"].get("membership")
+    return membership if isinstance(membership, str) else None
 
 
 def validate_user_id(user_id: str) -> None:

@@ -106,6 +106,24 @@ class UserService:
             if await self.users.get_user(self.user_id(candidate)) is None:
                 return candidate
 
+    async def exists(self, user_id: str) -> bool:
+        """Whether the account was registered (deactivated or not)."""
+        return await self.users.get_user(user_id) is not None
+
+    async def is_admin(self, user_id: str) -> bool:
+        """Whether the account is a server admin (``register-user --admin``)."""
+        user = await self.users.get_user(user_id)
+        return user is not None and bool(user.get("admin"))
+
+    async def require_active(self, user_id: str) -> None:
+        """403 M_FORBIDDEN for an account never registered, 403 M_USER_DEACTIVATED for a
+        deactivated one (an application service logging in one of its users)."""
+        user = await self.users.get_user(user_id)
+        if user is None:
+            raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+        if user["deactivated"]:
+            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+
     async def is_deactivated(self, user_id: str) -> bool:
         """Whether the account exists and was deactivated (POST /account/deactivate)."""
         user = await self.users.get_user(user_id)
@@ -149,6 +167,17 @@ class UserService:
                 None, hash_password, password)
         if not await self.users.upgrade_guest(user_id, pw_hash):
             raise MatrixError(400, Codes.USER_IN_USE, "That user name is already taken")
+
+    async def change_password(self, user_id: str, password: str, device_id: str | None, *,
+                              logout_devices: bool) -> None:
+        """POST /account/password: the new password (400 M_WEAK_PASSWORD when empty); with
+        ``logout_devices`` every device but ``device_id`` is logged out, keys and all.
+        https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountpassword"""
+        if not password:
+            raise MatrixError(400, Codes.WEAK_PASSWORD, "The new password must not be empty")
+        await self.set_password(user_id, password)
+        if logout_devices:
+            await self.devices.delete_others(user_id, device_id)
 
     async def set_password(self, user_id: str, password: str) -> None:
         pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)

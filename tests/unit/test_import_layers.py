@@ -10,9 +10,13 @@ also inside functions and ``if TYPE_CHECKING:``), so a wrong arrow fails CI.
 - service never imports aiohttp.web.
 - devices never import edgehs, edgehs never imports devices; a device service imports
   devices.common and itself, not another service; devices.common imports no service.
+- api/ calls services only: besides importing no ``edgehs.store``, no api file reaches a store
+  through the wiring object (``server.user_store``, ``.db``, ``.streams``) or through a service
+  (``server.rooms.members``, a store a service was given).
 """
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,3 +173,122 @@ def test_the_checker_sees_what_it_must(tmp_path: Path) -> None:
     found = {imp.module for imp in imports_of(path, tmp_path)}
     assert {"edgehs.store", "edgehs.store.db", "edgehs.service.rooms", "aiohttp",
             "aiohttp.web"} <= found, found
+
+
+# --- api/ calls services only, never a store -----------------------------------------------
+
+# Attribute names that hold a store by the naming of homeserver.py's wiring.
+STORE_ATTRIBUTE_NAMES = re.compile(r"[a-z_]+_store|db|streams")
+
+
+def imported_from(tree: ast.Module, package: str) -> dict[str, str]:
+    """Names a module imports from ``package`` (``from package.x import Y``): name -> module."""
+    return {alias.asname or alias.name: node.module or "" for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and is_under(node.module or "", package)
+            for alias in node.names}
+
+
+def self_assignments(tree: ast.AST) -> list[tuple[str, ast.expr]]:
+    """``self.name = value`` statements: (name, value without ``await``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+            if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"):
+                found.append((target.attr, value.value if isinstance(value, ast.Await)
+                              else value))
+    return found
+
+
+def called_class(value: ast.expr) -> str | None:
+    """``X`` of ``X(...)`` or ``X.load(...)``."""
+    if not isinstance(value, ast.Call):
+        return None
+    func = value.func.value if isinstance(value.func, ast.Attribute) else value.func
+    return func.id if isinstance(func, ast.Name) else None
+
+
+def homeserver_store_attributes(root: Path = ROOT) -> set[str]:
+    """The ``HomeServer`` attributes that hold a store, read from homeserver.py: those assigned
+    an instance of a class imported from ``edgehs.store`` (``X(...)`` or
+    ``await X.load(...)``)."""
+    tree = ast.parse((root / "edgehs" / "homeserver.py").read_text())
+    store_classes = imported_from(tree, "edgehs.store")
+    return {name for name, value in self_assignments(tree)
+            if called_class(value) in store_classes}
+
+
+def service_store_attributes(root: Path = ROOT) -> dict[str, set[str]]:
+    """``HomeServer`` attribute of a service -> the attributes of that service that hold a
+    store: ``self.x = param`` in its ``__init__`` where ``param`` is annotated with a class
+    imported from ``edgehs.store``."""
+    wiring = ast.parse((root / "edgehs" / "homeserver.py").read_text())
+    services = imported_from(wiring, "edgehs.service")
+    found: dict[str, set[str]] = {}
+    for name, value in self_assignments(wiring):
+        cls = called_class(value)
+        if cls not in services:
+            continue
+        module = services[cls]
+        path = root / Path(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text())
+        store_classes = imported_from(tree, "edgehs.store")
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ClassDef) and node.name == cls):
+                continue
+            for init in node.body:
+                if not (isinstance(init, ast.AsyncFunctionDef | ast.FunctionDef)
+                        and init.name == "__init__"):
+                    continue
+                stores = {arg.arg for arg in init.args.args + init.args.kwonlyargs
+                          if isinstance(arg.annotation, ast.Name)
+                          and arg.annotation.id in store_classes}
+                found[name] = {attr for attr, v in self_assignments(init)
+                               if isinstance(v, ast.Name) and v.id in stores}
+    return found
+
+
+def store_accesses(path: Path, names: set[str], through: dict[str, set[str]] | None = None,
+                   root: Path = ROOT) -> list[str]:
+    """Every ``x.<store attribute>`` in a file: a store named by the wiring or by the
+    naming rule (``*_store``, ``db``, ``streams``), and ``x.<service>.<its store>`` for the
+    stores ``through`` lists per service."""
+    tree = ast.parse(path.read_text(), str(path))
+    rel = path.relative_to(root)
+    hits = sorted(
+        (node.lineno, node.attr) for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and (node.attr in names or STORE_ATTRIBUTE_NAMES.fullmatch(node.attr)
+             or (isinstance(node.value, ast.Attribute)
+                 and node.attr in (through or {}).get(node.value.attr, set()))))
+    return [f"{rel}:{line}: .{attr}" for line, attr in hits]
+
+
+def test_the_wiring_names_its_stores() -> None:
+    names = homeserver_store_attributes()
+    assert {"db", "streams", "user_store", "event_store", "member_store"} <= names, names
+    through = service_store_attributes()
+    assert {"members", "rooms", "users"} <= through["rooms"], through["rooms"]
+    assert "users" in through["users"], through["users"]
+
+
+def test_api_touches_no_store() -> None:
+    """DESIGN.md: handlers never touch a store; ``api/`` calls services only."""
+    names, through = homeserver_store_attributes(), service_store_attributes()
+    problems = [hit for path in files("edgehs/api")
+                for hit in store_accesses(path, names, through)]
+    assert not problems, "api/ reaches a store (call a service instead):\n" + "\n".join(problems)
+
+
+def test_the_store_checker_sees_what_it_must(tmp_path: Path) -> None:
+    path = tmp_path / "handler.py"
+    path.write_text("async def h(server):\n    await server.member_store.forget(1, 2)\n"
+                    "    server.db.write\n    server.streams.next()\n    server.rooms.join()\n")
+    assert store_accesses(path, {"rooms_cache"}, root=tmp_path) == [
+        "handler.py:2: .member_store", "handler.py:3: .db", "handler.py:4: .streams"]
+    path.write_text("def h(server):\n    server.rooms_cache.get(1)\n"
+                    "    return server.rooms.members.forget(1, 2)\n")
+    assert store_accesses(path, {"rooms_cache"}, {"rooms": {"members"}}, tmp_path) == [
+        "handler.py:2: .rooms_cache", "handler.py:3: .members"]

@@ -28,13 +28,9 @@ async def change_password(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request)
     await require_password(request, who, body, ("new_password", "logout_devices"))
-    new_password = require(body, "new_password", str)
-    if not new_password:
-        raise MatrixError(400, Codes.WEAK_PASSWORD, "The new password must not be empty")
-    server = hs(request)
-    await server.users.set_password(who.user_id, new_password)
-    if field(body, "logout_devices", bool, default=True):
-        await server.devices.delete_others(who.user_id, who.device_id)
+    await hs(request).users.change_password(
+        who.user_id, require(body, "new_password", str), who.device_id,
+        logout_devices=bool(field(body, "logout_devices", bool, default=True)))
     return web.json_response({})
 
 

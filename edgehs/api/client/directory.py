@@ -20,7 +20,6 @@ async def put_alias(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
     room_id = require(body, "room_id", str)
-    who.check_room(room_id)
     await hs(request).directory.create_alias(who.user_id, request.match_info["roomAlias"],
                                              room_id, who.appservice_id)
     return web.json_response({})
@@ -45,7 +44,6 @@ async def room_aliases(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/aliases — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidaliases"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     aliases = await hs(request).directory.local_aliases(who.user_id, room_id)
     return web.json_response({"aliases": aliases})
 
@@ -61,7 +59,6 @@ async def put_visibility(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     visibility = field(body, "visibility", str, default="public")
     assert visibility is not None
     await hs(request).directory.set_visibility(who.user_id, room_id, visibility)

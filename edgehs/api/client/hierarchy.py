@@ -15,7 +15,6 @@ async def hierarchy(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/hierarchy — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidhierarchy"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     query = HierarchyQuery(
         suggested_only=query_bool(request, "suggested_only"),
         limit=query_int(request, "limit", DEFAULT_LIMIT, minimum=1),

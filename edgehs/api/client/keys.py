@@ -93,8 +93,8 @@ async def upload_cross_signing_keys(request: web.Request) -> web.Response:
     if await server.cross_signing.needs_auth(who.user_id, body):
         await require_password(request, who, body,
                                ("master_key", "self_signing_key", "user_signing_key"))
-    devices = [str(d["device_id"]) for d in await server.user_store.get_devices(who.user_id)]
-    await server.cross_signing.upload_keys(who.user_id, devices, body)
+    await server.cross_signing.upload_keys(who.user_id, await server.devices.ids(who.user_id),
+                                           body)
     return web.json_response({})
 
 

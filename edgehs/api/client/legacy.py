@@ -32,8 +32,6 @@ async def events(request: web.Request) -> web.Response:
     if since is not None and since.position > server.notifier.position:
         raise MatrixError(400, Codes.INVALID_PARAM, "The from token is from the future")
     room_id = request.query.get("room_id") or None
-    if room_id is not None:
-        who.check_room(room_id)
     timeout = query_int(request, "timeout", DEFAULT_TIMEOUT_MS,
                         maximum=server.config.max_sync_timeout_ms)
     # At least one event: with none, `end` could never move past a waiting event.
@@ -71,7 +69,6 @@ async def room_initial_sync(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/initialSync — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidinitialsync"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     limit = query_int(request, "limit", INITIAL_SYNC_LIMIT, maximum=MAX_TIMELINE_LIMIT)
     body = await hs(request).initial_sync.room_initial_sync(who.user_id, who.device_id,
                                                             room_id, limit)

@@ -75,11 +75,7 @@ async def login(request: web.Request) -> web.Response:
         if not service.owns_user(user_id):
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"{user_id} is not in the application service's namespace")
-        account = await server.user_store.get_user(user_id)
-        if account is None:
-            raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
-        if account["deactivated"]:
-            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+        await server.users.require_active(user_id)
     elif login_type == "m.login.password":
         server.rc_login.check(request.remote or "")
         user_id = _login_user(body, server.config.server_name)
@@ -105,11 +101,8 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """POST /logout — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logout"""
     who = await requester(request)
-    server = hs(request)
-    if who.appservice_id is not None and who.device_id is None:
-        return web.json_response({})  # an as_token is not a session: nothing to end
-    # The device's keys, pushers and inbox go with it.
-    await server.devices.delete(who.user_id, None if who.device_id is None else [who.device_id])
+    await hs(request).devices.log_out(who.user_id, who.device_id,
+                                      appservice=who.appservice_id is not None)
     return web.json_response({})
 
 

@@ -49,7 +49,6 @@ async def messages(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/messages — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmessages"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     backwards = query_dir(request)
     from_token = query_room_token(request, "from")
     to_token = query_room_token(request, "to")
@@ -69,7 +68,6 @@ async def context(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/context/{eventId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidcontexteventid"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     limit = query_int(request, "limit", DEFAULT_TIMELINE_LIMIT, maximum=MAX_TIMELINE_LIMIT)
     flt = query_filter(request)
     body = await hs(request).messages.context(

@@ -20,7 +20,7 @@ async def get_presence(request: web.Request) -> web.Response:
     if not server.presence.enabled:
         return web.json_response({"presence": "offline"})  # as Synapse answers then
     if user_id != who.user_id:
-        if await server.user_store.get_user(user_id) is None:
+        if not await server.users.exists(user_id):
             raise MatrixError(404, Codes.NOT_FOUND, f"No presence for {user_id}")
         if not await server.presence.is_visible(who.user_id, user_id):
             raise MatrixError(403, Codes.FORBIDDEN,

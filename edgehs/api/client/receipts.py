@@ -17,7 +17,6 @@ async def post_receipt(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     thread_id = body.get("thread_id")
     if thread_id is not None and not isinstance(thread_id, str):
         raise MatrixError(400, Codes.INVALID_PARAM, "thread_id must be a non-empty string")
@@ -33,7 +32,6 @@ async def set_read_markers(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     await hs(request).receipts.set_read_markers(
         room_id, who.user_id, fully_read=field(body, "m.fully_read", str),
         read=field(body, "m.read", str), read_private=field(body, "m.read.private", str),

@@ -25,7 +25,5 @@ async def room_summary(request: web.Request) -> web.Response:
     who = await requester(request) if get_token(request) is not None else None
     service = hs(request).room_summary
     room_id = await service.resolve(request.match_info["roomIdOrAlias"])
-    if who is not None:
-        who.check_room(room_id)
     return web.json_response(
         await service.summary(room_id, who.user_id if who is not None else None))

@@ -12,9 +12,6 @@ from edgehs.api.params import field, json_body, require
 from edgehs.errors import Codes, MatrixError
 from edgehs.types import JsonDict
 
-MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
-
-
 INVITE_3PID_FIELDS = ("id_server", "id_access_token", "medium", "address")
 
 
@@ -92,7 +89,6 @@ async def join(request: web.Request) -> web.Response:
     target = request.match_info.get("roomIdOrAlias") or request.match_info["roomId"]
     server = hs(request)
     room_id = await server.rooms.resolve_room(target)
-    who.check_room(room_id)
     reason = field(body, "reason", str)
     extra = {k: v for k, v in body.items() if k not in ("reason", "third_party_signed")}
     await server.rooms.join(room_id, who.user_id, reason, extra, is_guest=who.is_guest)
@@ -109,41 +105,21 @@ async def knock(request: web.Request) -> web.Response:
     reason = field(body, "reason", str)
     server = hs(request)
     room_id = await server.rooms.resolve_room(request.match_info["roomIdOrAlias"])
-    who.check_room(room_id)
     await server.rooms.knock(room_id, who.user_id, reason)
     return web.json_response({"room_id": room_id})
 
 
-def _membership_handler(membership: str, *, target_from_body: bool) -> Handler:
+def _membership_handler(action: str, *, target_from_body: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         who = await requester(request)
         body = await json_body(request)
         room_id = request.match_info["roomId"]
-        who.check_room(room_id)
         target = require(body, "user_id", str) if target_from_body else who.user_id
-        server = hs(request)
         reason = field(body, "reason", str)
-        if membership == "unban":
-            current = await server.member_store.get_membership(room_id, target)
-            if current is None or current[0] != "ban":
-                raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not banned")
-            await server.rooms.change_membership(room_id, who.user_id, target, "leave", reason)
-        elif membership == "kick":
-            current = await server.member_store.get_membership(room_id, target)
-            if current is None or current[0] not in ("join", "invite", "knock"):
-                raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not in the room")
-            await server.rooms.change_membership(room_id, who.user_id, target, "leave", reason)
-        elif membership == "leave":
-            await server.events.room_version(room_id)
-            current = await server.member_store.get_membership(room_id, target)
-            if current is None or current[0] in ("leave", "ban"):
-                raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
-            await server.rooms.change_membership(room_id, who.user_id, target, "leave", reason)
-        else:
-            await server.rooms.change_membership(room_id, who.user_id, target, membership, reason)
+        await hs(request).rooms.membership_action(action, room_id, who.user_id, target, reason)
         return web.json_response({})
 
-    handler.__doc__ = f"POST /rooms/{{roomId}}/{membership} — https://spec.matrix.org/v1.19/client-server-api/#room-membership"
+    handler.__doc__ = f"POST /rooms/{{roomId}}/{action} — https://spec.matrix.org/v1.19/client-server-api/#room-membership"
     return handler
 
 
@@ -157,67 +133,29 @@ unban = _membership_handler("unban", target_from_body=True)
 async def forget(request: web.Request) -> web.Response:
     """POST /rooms/{roomId}/forget — https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidforget"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
-    server = hs(request)
-    current = await server.member_store.get_membership(room_id, who.user_id)
-    if current is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "You have never been in this room")
-    if current[0] in ("join", "invite", "knock"):
-        raise MatrixError(400, Codes.UNKNOWN, "Leave the room before forgetting it")
-    await server.member_store.forget(room_id, who.user_id)
+    await hs(request).rooms.forget(request.match_info["roomId"], who.user_id)
     return web.json_response({})
 
 
 async def joined_rooms(request: web.Request) -> web.Response:
     """GET /joined_rooms — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3joined_rooms"""
     who = await requester(request)
-    rooms = await hs(request).member_store.get_rooms_for_user(who.user_id)
-    return web.json_response({"joined_rooms": sorted(rooms)})
+    return web.json_response({"joined_rooms": await hs(request).rooms.joined_rooms(who.user_id)})
 
 
 async def members(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/members — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmembers"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     server = hs(request)
-    await server.events.room_version(room_id)
-    await server.visibility.require_readable(room_id, who.user_id)
-    wanted = request.query.get("membership")
-    not_wanted = request.query.get("not_membership")
-    for name, value in (("membership", wanted), ("not_membership", not_wanted)):
-        if value is not None and value not in MEMBERSHIPS:
-            raise MatrixError(400, Codes.INVALID_PARAM,
-                              f"{name} must be one of {', '.join(MEMBERSHIPS)}")
-    state = await server.state_store.get_current_state_ids(room_id)
-    ids = [e for (t, _), e in state.items() if t == "m.room.member"]
-    events = (await server.event_store.get_events(ids)).values()
-    chosen = [
-        ev for ev in events
-        if (wanted is None or ev.pdu["content"].get("membership") == wanted)
-        and (not_wanted is None or ev.pdu["content"].get("membership") != not_wanted)
-    ]
+    chosen = await server.room_state.members(
+        request.match_info["roomId"], who.user_id, request.query.get("membership"),
+        request.query.get("not_membership"))
     return web.json_response({"chunk": await server.formatter.format(chosen, who.user_id)})
 
 
 async def joined_members(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/joined_members — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidjoined_members"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
-    server = hs(request)
-    await server.events.room_version(room_id)
-    await server.visibility.require_joined(room_id, who.user_id)
-    state = await server.state_store.get_current_state_ids(room_id)
-    ids = [e for (t, _), e in state.items() if t == "m.room.member"]
-    joined: JsonDict = {}
-    for ev in (await server.event_store.get_events(ids)).values():
-        content = ev.pdu["content"]
-        if content.get("membership") == "join":
-            joined[ev.pdu["state_key"]] = {
-                key: content[src] for key, src in (("display_name", "displayname"),
-                                                   ("avatar_url", "avatar_url"))
-                if isinstance(content.get(src), str)
-            }
+    joined = await hs(request).room_state.joined_members(request.match_info["roomId"],
+                                                          who.user_id)
     return web.json_response({"joined": joined})

@@ -11,7 +11,6 @@ from edgehs.api.auth import Requester, rate_limit, requester
 from edgehs.api.keys import hs
 from edgehs.api.params import field, json_body
 from edgehs.errors import Codes, MatrixError
-from edgehs.homeserver import HomeServer
 from edgehs.types import JsonDict
 
 MAX_TYPE_LENGTH = 255
@@ -24,26 +23,20 @@ def _event_type(request: web.Request) -> str:
     return event_type
 
 
-async def _send(request: web.Request, who: Requester, server: HomeServer, room_id: str,
-                event_type: str, content: JsonDict, txn_id: str | None) -> web.Response:
-    who.check_room(room_id)
+async def _send(request: web.Request, who: Requester, content: JsonDict,
+                txn_id: str | None) -> web.Response:
+    event_type = _event_type(request)
     rate_limit(request, who)
-    if event_type == "m.room.redaction":
-        raise MatrixError(400, Codes.INVALID_PARAM, "Use the /redact endpoint to redact events")
-    await server.events.room_version(room_id)
-    await server.visibility.require_joined(room_id, who.user_id)
-    stored = await server.events.send(
-        room_id, who.user_id, event_type, content, txn_id=txn_id, device_id=who.txn_device,
-    )
-    return web.json_response({"event_id": stored.event_id})
+    event_id = await hs(request).send.message(request.match_info["roomId"], who.user_id,
+                                              event_type, content, txn_id, who.txn_device)
+    return web.json_response({"event_id": event_id})
 
 
 async def send_message(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/send/{eventType}/{txnId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    return await _send(request, who, hs(request), request.match_info["roomId"],
-                       _event_type(request), body, request.match_info["txnId"])
+    return await _send(request, who, body, request.match_info["txnId"])
 
 
 async def send_message_legacy(request: web.Request) -> web.Response:
@@ -51,86 +44,38 @@ async def send_message_legacy(request: web.Request) -> web.Response:
     transaction id, kept for microcontrollers posting with one curl line."""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    return await _send(request, who, hs(request), request.match_info["roomId"],
-                       _event_type(request), body, None)
+    return await _send(request, who, body, None)
 
 
 async def put_state(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/state/{eventType}/{stateKey} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidstateeventtypestatekey"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    room_id = request.match_info["roomId"]
     event_type = _event_type(request)
-    state_key = request.match_info.get("stateKey", "")
-    who.check_room(room_id)
-    server = hs(request)
     rate_limit(request, who)
-    await server.events.room_version(room_id)
-    if event_type == "m.room.canonical_alias":
-        await server.directory.check_canonical_alias(room_id, body)
-    # Sending identical state again is a no-op that returns the existing event.
-    current = await server.events.current_state_event(room_id, (event_type, state_key))
-    if current is not None and current["content"] == body and current["sender"] == who.user_id:
-        return web.json_response({"event_id": current["event_id"]})
-    if event_type == "m.room.member":
-        # A membership change (joining or leaving included) made as the matching endpoint
-        # makes it: https://spec.matrix.org/v1.19/client-server-api/#mroommember
-        event_id = await server.rooms.set_member_state(room_id, who.user_id, state_key, body)
-        return web.json_response({"event_id": event_id})
-    await server.visibility.require_joined(room_id, who.user_id)
-    stored = await server.events.send(room_id, who.user_id, event_type, body, state_key)
-    return web.json_response({"event_id": stored.event_id})
+    event_id = await hs(request).send.state(request.match_info["roomId"], who.user_id,
+                                            event_type, request.match_info.get("stateKey", ""),
+                                            body)
+    return web.json_response({"event_id": event_id})
 
 
 async def get_state_event(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/state/{eventType}/{stateKey} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstateeventtypestatekey"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
     key = (request.match_info["eventType"], request.match_info.get("stateKey", ""))
-    who.check_room(room_id)
     server = hs(request)
-    await server.events.room_version(room_id)
-    until = await server.visibility.require_readable(room_id, who.user_id)
-    event_id = await _state_at(server, room_id, until, key)
-    if event_id is None:
-        raise MatrixError(404, Codes.NOT_FOUND, "No such state event")
-    ev = await server.event_store.get_event(event_id)
-    assert ev is not None
+    ev = await server.room_state.state_event(request.match_info["roomId"], who.user_id, key)
     formatted = await server.formatter.format_one(ev, who.user_id)
     if request.query.get("format") == "event":
         return web.json_response(formatted)
     return web.json_response(formatted["content"])
 
 
-async def _state_at(server: HomeServer, room_id: str, until: int,
-                    key: tuple[str, str]) -> str | None:
-    if until >= 2**62:
-        return await server.state_store.get_current_state_event_id(room_id, key)
-    state = await _state_ids_at(server, room_id, until)
-    return state.get(key)
-
-
-async def _state_ids_at(server: HomeServer, room_id: str, until: int) -> dict[tuple[str, str], str]:
-    """The room state a former member last saw (state after their leave event)."""
-    if until >= 2**62:
-        return await server.state_store.get_current_state_ids(room_id)
-    events = await server.event_store.get_room_events(room_id, before=until, limit=1,
-                                                      backwards=True)
-    if not events:
-        return {}
-    return await server.state_store.get_state_after(events[0].event_id) or {}
-
-
 async def get_state(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/state — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidstate"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     server = hs(request)
-    await server.events.room_version(room_id)
-    until = await server.visibility.require_readable(room_id, who.user_id)
-    state = await _state_ids_at(server, room_id, until)
-    events = (await server.event_store.get_events(state.values())).values()
+    events = await server.room_state.state_events(request.match_info["roomId"], who.user_id)
     return web.json_response(await server.formatter.format(events, who.user_id))
 
 
@@ -138,34 +83,18 @@ async def redact(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/redact/{eventId}/{txnId} — https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidredacteventidtxnid"""
     who = await requester(request)
     body = await json_body(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
-    server = hs(request)
-    rate_limit(request, who)
-    await server.events.room_version(room_id)
-    await server.visibility.require_joined(room_id, who.user_id)
-    target_id = request.match_info["eventId"]
-    content: JsonDict = {}
     reason = field(body, "reason", str)
-    if reason is not None:
-        content["reason"] = reason
-    stored = await server.events.send(
-        room_id, who.user_id, "m.room.redaction", content, txn_id=request.match_info.get("txnId"),
-        device_id=who.txn_device, redacts=target_id,
-    )
-    return web.json_response({"event_id": stored.event_id})
+    rate_limit(request, who)
+    event_id = await hs(request).send.redact(
+        request.match_info["roomId"], who.user_id, request.match_info["eventId"], reason,
+        request.match_info.get("txnId"), who.txn_device)
+    return web.json_response({"event_id": event_id})
 
 
 async def get_event(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/event/{eventId} — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomideventeventid"""
     who = await requester(request)
-    room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     server = hs(request)
-    until = await server.visibility.readable_until(room_id, who.user_id)
-    ev = await server.event_store.get_event(request.match_info["eventId"])
-    if (until is None or ev is None or ev.room_id != room_id
-            or ev.stream_ordering > until
-            or not await server.visibility.is_visible(who.user_id, ev)):
-        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+    ev = await server.room_state.event(request.match_info["roomId"], who.user_id,
+                                       request.match_info["eventId"])
     return web.json_response(await server.formatter.format_one(ev, who.user_id, who.device_id))

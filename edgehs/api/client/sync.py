@@ -10,7 +10,7 @@ from edgehs.api.auth import requester
 from edgehs.api.keys import hs
 from edgehs.api.params import json_body, parse_json, query_bool, query_int
 from edgehs.errors import Codes, MatrixError
-from edgehs.service.filters import EventFilter, SyncFilter
+from edgehs.service.filters import EventFilter, SyncFilter, is_filter_id
 from edgehs.service.sync import SyncToken
 
 
@@ -29,8 +29,8 @@ async def sync(request: web.Request) -> web.Response:
     if raw_filter:
         if raw_filter.lstrip().startswith("{"):
             definition = parse_json(raw_filter, "filter")
-        elif _is_filter_id(raw_filter):
-            definition = await server.filter_store.get(who.user_id, int(raw_filter))
+        elif is_filter_id(raw_filter):
+            definition = await server.filters.get(who.user_id, raw_filter)
             if definition is None:
                 raise MatrixError(400, Codes.INVALID_PARAM, f"Unknown filter {raw_filter}")
         else:
@@ -54,9 +54,8 @@ async def create_filter(request: web.Request) -> web.Response:
     if request.match_info["userId"] != who.user_id:
         raise MatrixError(403, Codes.FORBIDDEN, "You can only create filters for yourself")
     body = await json_body(request, allow_empty=False)
-    SyncFilter.parse(body)  # refuse malformed filters now, not at /sync time
-    filter_id = await hs(request).filter_store.add(who.user_id, body)
-    return web.json_response({"filter_id": str(filter_id)})
+    filter_id = await hs(request).filters.add(who.user_id, body)
+    return web.json_response({"filter_id": filter_id})
 
 
 async def get_filter(request: web.Request) -> web.Response:
@@ -64,14 +63,8 @@ async def get_filter(request: web.Request) -> web.Response:
     who = await requester(request)
     if request.match_info["userId"] != who.user_id:
         raise MatrixError(403, Codes.FORBIDDEN, "You can only read your own filters")
-    raw = request.match_info["filterId"]
-    definition = await hs(request).filter_store.get(who.user_id, int(raw)) \
-        if _is_filter_id(raw) else None
+    definition = await hs(request).filters.get(who.user_id, request.match_info["filterId"])
     if definition is None:
         raise MatrixError(404, Codes.NOT_FOUND, "No such filter")
     return web.json_response(definition)
 
-
-def _is_filter_id(raw: str) -> bool:
-    """Filter ids are small non-negative integers (SQLite integers are at most 2**63 - 1)."""
-    return raw.isdigit() and len(raw) <= 18

@@ -15,7 +15,6 @@ async def list_threads(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/threads — https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidthreads"""
     who = await requester(request)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     body = await hs(request).threads.list_threads(
         room_id, who.user_id, include=request.query.get("include", "all"),
         from_token=request.query.get("from"),

@@ -17,7 +17,6 @@ async def set_typing(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
     room_id = request.match_info["roomId"]
-    who.check_room(room_id)
     if request.match_info["userId"] != who.user_id:
         raise MatrixError(403, Codes.FORBIDDEN, "You may only set your own typing state")
     typing = require(body, "typing", bool)
