@@ -107,6 +107,34 @@ class EventStore:
         )
         return [r[0] for r in rows]
 
+    async def room_state_group(self, room_id: str) -> int | None:
+        """The state group of the room's current state: recorded with the newest live event
+        (migration 0021), which every change of current state comes with."""
+        value = await self.db.fetchval(
+            "SELECT COALESCE(room_state_after, state_after) FROM events WHERE room_id = ? "
+            "AND stream_ordering > 0 AND outlier = 0 AND rejected_reason IS NULL "
+            "AND soft_failed = 0 ORDER BY stream_ordering DESC LIMIT 1", (room_id,))
+        return None if value is None else int(value)
+
+    async def resolved_between(self, room_id: str, after: int, upto: int) -> bool:
+        """Whether the room's state was resolved (forks merged) at a position in
+        (after, upto]: current state then changed beyond the events' own state."""
+        return await self.db.fetchval(
+            "SELECT 1 FROM events WHERE room_id = ? AND stream_ordering > ? AND "
+            "stream_ordering <= ? AND room_state_after IS NOT NULL LIMIT 1",
+            (room_id, after, upto)) is not None
+
+    async def referenced_by_stored(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` a stored, accepted event already lists in its prev_events:
+        an event that arrives after its children is no forward extremity."""
+        if not event_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT ed.prev_event_id FROM event_edges ed JOIN events e "
+            "ON e.event_id = ed.event_id WHERE e.outlier = 0 AND e.rejected_reason IS NULL "
+            f"AND ed.prev_event_id IN ({','.join('?' * len(event_ids))})", list(event_ids))
+        return {r[0] for r in rows}
+
     async def get_event_by_txn(self, sender: str, device_id: str, txn_id: str) -> str | None:
         value = await self.db.fetchval(
             "SELECT event_id FROM events WHERE sender = ? AND device_id = ? AND txn_id = ?",
@@ -235,8 +263,8 @@ class DuplicateTransaction(Exception):
 INSERT_EVENT = """
 INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts,
                     depth, json, outlier, rejected_reason, state_before, state_after, txn_id,
-                    device_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    device_id, soft_failed, room_state_after)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -253,11 +281,14 @@ async def insert_event(
     txn_id: str | None = None,
     device_id: str | None = None,
     redaction_by_power: bool = False,
+    soft_failed: bool = False,
+    room_state_after: int | None = None,
 ) -> None:
     """Insert the event, its DAG edges, its relation and redaction rows.
 
     ``redaction_by_power``: for an ``m.room.redaction``, whether its sender had the room's
-    ``redact`` level (migration 0015 says when a redaction applies)."""
+    ``redact`` level (migration 0015 says when a redaction applies). ``soft_failed`` and
+    ``room_state_after``: see migration 0021."""
     event_id = pdu["event_id"]
     body = {k: v for k, v in pdu.items() if k != "event_id"}
     try:
@@ -265,7 +296,7 @@ async def insert_event(
             stream_ordering, event_id, room_id, pdu["type"], pdu.get("state_key"),
             pdu["sender"], pdu["origin_server_ts"], pdu["depth"],
             encode_canonical_json(body).decode(), int(outlier), rejected_reason, state_before,
-            state_after, txn_id, device_id,
+            state_after, txn_id, device_id, int(soft_failed), room_state_after,
         ))
     except sqlite3.IntegrityError as exc:
         if txn_id is not None and "events.txn_id" in str(exc):
@@ -295,6 +326,18 @@ async def insert_event(
         await conn.execute(
             "INSERT OR IGNORE INTO redactions (event_id, redacts, by_power) VALUES (?, ?, ?)",
             (event_id, redacts, int(redaction_by_power)))
+
+
+async def update_forward_extremities(
+    conn: aiosqlite.Connection, room_id: str, removed: Iterable[str], added: Iterable[str]
+) -> None:
+    """Take ``removed`` out of the room's forward extremities and put ``added`` in."""
+    await conn.executemany(
+        "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
+        [(room_id, e) for e in removed],
+    )
+    await conn.executemany("INSERT OR IGNORE INTO forward_extremities VALUES (?, ?)",
+                           [(room_id, e) for e in added])
 
 
 async def set_forward_extremities(

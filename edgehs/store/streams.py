@@ -15,8 +15,11 @@ class StreamIdGenerator:
     """Hands out increasing positions. Only the single writer allocates, inside its
     transaction, so commit order equals position order."""
 
-    def __init__(self, current: int) -> None:
+    def __init__(self, current: int, backfill: int = 0) -> None:
         self.current = current
+        # Outliers, backfilled, rejected and soft-failed events take positions below every
+        # other (negative, decreasing): they never look new to /sync.
+        self.backfill = backfill
 
     @classmethod
     async def load(cls, db: Database) -> "StreamIdGenerator":
@@ -24,8 +27,13 @@ class StreamIdGenerator:
         for table, column in STREAM_TABLES:
             value = await db.fetchval(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")
             current = max(current, int(value))
-        return cls(current)
+        lowest = await db.fetchval("SELECT COALESCE(MIN(stream_ordering), 0) FROM events")
+        return cls(current, min(int(lowest), 0))
 
     def next(self) -> int:
         self.current += 1
         return self.current
+
+    def next_backfill(self) -> int:
+        self.backfill -= 1
+        return self.backfill
