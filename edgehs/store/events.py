@@ -132,7 +132,17 @@ class EventStore:
         rows = await self.db.fetchall(
             "SELECT DISTINCT ed.prev_event_id FROM event_edges ed JOIN events e "
             "ON e.event_id = ed.event_id WHERE e.outlier = 0 AND e.rejected_reason IS NULL "
+            "AND e.soft_failed = 0 "
             f"AND ed.prev_event_id IN ({','.join('?' * len(event_ids))})", list(event_ids))
+        return {r[0] for r in rows}
+
+    async def rejected_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` were stored as rejected."""
+        if not event_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT event_id FROM events WHERE rejected_reason IS NOT NULL AND event_id IN "
+            f"({','.join('?' * len(event_ids))})", list(event_ids))
         return {r[0] for r in rows}
 
     async def get_event_by_txn(self, sender: str, device_id: str, txn_id: str) -> str | None:
