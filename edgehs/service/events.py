@@ -1,14 +1,14 @@
-"""THE write path for local events.
+"""Local events: built here, persisted by the one persist step (``service/persist.py``).
 
 Every local event goes through :meth:`EventService.send`:
 
 1. per-room lock;
 2. build: prev_events (the forward extremities), depth, auth_events selected from the state
-   before the event;
+   before the event (the room's current state, or the resolution of the chosen extremities);
 3. content hash + signature, event id (reference hash);
 4. the authorization rules (``protocol.event_auth``);
-5. ONE store transaction: the event, its edges, its state group, current state and the
-   membership index, plus the rows of ``fanouts`` (outbox) and ``event_rows`` (push);
+5. the persist step: ONE store transaction (event, edges, state groups, extremities, current
+   state, membership index, outbox and push rows);
 6. the notifier advances the stream position, waking /sync and the senders.
 """
 
@@ -16,8 +16,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiosqlite
 from signedjson.types import SigningKey
@@ -29,24 +28,16 @@ from edgehs.protocol.events import (
     compute_event_id,
     event_reference,
     new_legacy_event_id,
-    prev_event_ids,
-    redaction_target,
     room_id_for_create_event,
     sign_event,
 )
 from edgehs.protocol.room_versions import RoomVersion, get_room_version
 from edgehs.service.notifier import Notifier
-from edgehs.service.redactions import check_may_redact, redaction_power
+from edgehs.service.persist import EventContext, EventRowsHook, Fanout, Persister
+from edgehs.service.redactions import check_may_redact
 from edgehs.store.db import Database
-from edgehs.store.events import (
-    DuplicateTransaction,
-    EventStore,
-    StoredEvent,
-    insert_event,
-    set_forward_extremities,
-)
-from edgehs.store.outbox import enqueue_event
-from edgehs.store.rooms import MemberStore, RoomStore, insert_room
+from edgehs.store.events import DuplicateTransaction, EventStore, StoredEvent
+from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
 from edgehs.types import JsonDict, StateKey, StateMap
@@ -56,36 +47,9 @@ MAX_PREV_EVENTS = 10
 MAX_DEPTH = 2**63 - 1
 CREATE_KEY = ("m.room.create", "")
 
-# (pdu, room_id) -> outbox destinations that must receive the event.
-Fanout = Callable[[JsonDict, str], Awaitable[list[str]]]
-
 # A precondition of a send, run inside the room lock against the state the event is built on
 # (and the event store, to read that state's events); it raises MatrixError to refuse.
 Check = Callable[[StateMap, EventStore], Awaitable[None]]
-
-
-class EventRows(Protocol):
-    """Rows another service writes with each event of a batch (push notifications)."""
-
-    @property
-    def destinations(self) -> frozenset[str]: ...  # outbox destinations to wake after commit
-
-    async def write(self, conn: aiosqlite.Connection, event_id: str, pos: int) -> None: ...
-
-
-# (room_id, [(pdu, state before, state after)]) -> rows to write with those events, or None.
-EventRowsHook = Callable[[str, Sequence[tuple[JsonDict, StateMap, StateMap]]],
-                         Awaitable[EventRows | None]]
-
-
-@dataclass
-class RoomHead:
-    """What the next local event in a room builds on; cached per room, refreshed on write."""
-
-    extremities: list[str]
-    depth: int
-    state_group: int
-    state: StateMap
 
 
 def now_ms() -> int:
@@ -114,18 +78,30 @@ class EventService:
         self.members = members
         self.streams = streams
         self.notifier = notifier
+        self.persister = Persister(db, events, state, members, streams)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._heads: dict[str, RoomHead] = {}
         self._last_create_ts = 0
-        # Who else must receive each new event (appservices now, federation later): each
-        # returns outbox destinations, queued in the event's own transaction.
-        self.fanouts: list[Fanout] = []
-        self.outbox_wake: Callable[[Iterable[str]], None] | None = None
-        # Rows computed before the transaction and written with each event (push rules).
-        self.event_rows: list[EventRowsHook] = []
         # Run after each local event was stored and announced, outside the room lock: rules
         # that answer an event with more events (guests leaving when guest access ends).
         self.after_send: list[Callable[[StoredEvent], Awaitable[None]]] = []
+
+    # Who else must receive each new event, and the rows other services write with it: the
+    # persist step's hooks, wired here by the server.
+    @property
+    def fanouts(self) -> list[Fanout]:
+        return self.persister.fanouts
+
+    @property
+    def event_rows(self) -> list[EventRowsHook]:
+        return self.persister.event_rows
+
+    @property
+    def outbox_wake(self) -> Callable[[Iterable[str]], None] | None:
+        return self.persister.outbox_wake
+
+    @outbox_wake.setter
+    def outbox_wake(self, wake: Callable[[Iterable[str]], None] | None) -> None:
+        self.persister.outbox_wake = wake
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         return self._locks.setdefault(room_id, asyncio.Lock())
@@ -135,30 +111,6 @@ class EventService:
         if version is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {room_id}")
         return get_room_version(version)
-
-    async def _head(self, room_id: str) -> RoomHead:
-        head = self._heads.get(room_id)
-        if head is not None:
-            return head
-        extremities = await self.events.get_forward_extremities(room_id)
-        pdus = await self.events.get_pdus(extremities)
-        if not pdus:
-            raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {room_id}")
-        groups = {await self.state.get_state_group_after(e) for e in pdus}
-        if len(groups) != 1:
-            # Several extremities with different state arrive with federation; resolution of
-            # the current state happens when those events are ingested.
-            raise MatrixError(500, Codes.UNKNOWN, "room has unresolved forks")
-        group = groups.pop()
-        assert group is not None
-        head = RoomHead(
-            extremities=sorted(pdus, key=lambda e: -int(pdus[e]["depth"]))[:MAX_PREV_EVENTS],
-            depth=max(int(p["depth"]) for p in pdus.values()),
-            state_group=group,
-            state=await self.state.get_state_group(group),
-        )
-        self._heads[room_id] = head
-        return head
 
     async def current_state_event(self, room_id: str, key: StateKey) -> JsonDict | None:
         event_id = await self.state.get_current_state_event_id(room_id, key)
@@ -207,23 +159,25 @@ class EventService:
         rv = await self.room_version(room_id)
         async with self.room_lock(room_id):
             # 1. per-room lock held; 2. build on the room's head.
-            head = await self._head(room_id)
+            head = await self.persister.head(room_id)
+            prevs = head.extremities[:MAX_PREV_EVENTS]
+            state = head.state
+            if len(prevs) < len(head.extremities):
+                state, _ = await self.persister.state_after_events(rv, prevs)
             if check is not None:
-                await check(head.state, self.events)
+                await check(state, self.events)
             keys = auth_types_for_event(event_type, sender, state_key, content, rv)
             known = await self.events.get_pdus(
-                [*(head.state[k] for k in {*keys, CREATE_KEY} if k in head.state),
-                 *(head.extremities if rv.event_refs_with_hashes else ())]
+                [*(state[k] for k in {*keys, CREATE_KEY} if k in state),
+                 *(prevs if rv.event_refs_with_hashes else ())]
             )
             if redacts is not None:
-                await check_may_redact(self.events, room_id, sender, redacts, head.state)
-            pdu = self._build(rv, room_id, sender, event_type, content, state_key,
-                              head.extremities, head.depth + 1, head.state, known, redacts,
-                              origin_server_ts)
-            after = _state_after(pdu, head.state)
-            # 5. one transaction
-            [stored] = await self._persist(room_id, head, [(pdu, head.state, after)],
-                                           txn_id, device_id)
+                await check_may_redact(self.events, room_id, sender, redacts, state)
+            pdu = self._build(rv, room_id, sender, event_type, content, state_key, prevs,
+                              head.depth + 1, state, known, redacts, origin_server_ts)
+            # 5. the persist step
+            [stored] = await self.persister.persist(
+                room_id, rv, [EventContext(pdu, state, txn_id=txn_id, device_id=device_id)])
         # 6. wake /sync and the senders
         self.notifier.notify(stored.stream_ordering)
         for hook in self.after_send:
@@ -281,82 +235,6 @@ class EventService:
             signed["event_id"] = compute_event_id(signed, rv)
         return signed
 
-    async def _persist(
-        self,
-        room_id: str,
-        head: RoomHead | None,
-        pending: Sequence[tuple[JsonDict, StateMap, StateMap]],
-        txn_id: str | None = None,
-        device_id: str | None = None,
-        extra: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
-    ) -> list[StoredEvent]:
-        """5. Store events (each with the state before and after it), their state groups,
-        current state and memberships, their outbox rows, plus ``extra`` rows, in ONE
-        transaction."""
-        deliveries = [
-            [d for fanout in self.fanouts for d in await fanout(pdu, room_id)]
-            for pdu, _, _ in pending
-        ]
-        extra_rows = [rows for hook in self.event_rows
-                      if (rows := await hook(room_id, pending)) is not None]
-        by_power = [redaction_target(pdu) is not None
-                    and await redaction_power(self.events, pdu["sender"], before)
-                    for pdu, before, _ in pending]
-
-        async def run(conn: aiosqlite.Connection) -> tuple[list[int], int]:
-            positions = []
-            group = head.state_group if head else None
-            for (pdu, before_state, after_state), destinations, power in zip(
-                pending, deliveries, by_power, strict=True
-            ):
-                pos = self.streams.next()
-                if group is None:
-                    await insert_room(conn, room_id, _room_version_of(pdu), pdu["sender"],
-                                      pdu["origin_server_ts"])
-                before = group
-                if group is None or "state_key" in pdu:
-                    group = await self.state.add_group(conn, room_id, before, before_state,
-                                                       after_state)
-                await insert_event(conn, pdu, pos, room_id, state_before=before,
-                                   state_after=group, txn_id=txn_id, device_id=device_id,
-                                   redaction_by_power=power)
-                await set_forward_extremities(conn, room_id, pdu["event_id"],
-                                              prev_event_ids(pdu))
-                if "state_key" in pdu:
-                    await self.state.set_current_state(
-                        conn, room_id, before_state, after_state, _memberships(pdu), pos
-                    )
-                if destinations:
-                    await enqueue_event(conn, destinations, pdu["event_id"])
-                for rows in extra_rows:
-                    await rows.write(conn, pdu["event_id"], pos)
-                positions.append(pos)
-            if extra is not None:
-                await extra(conn)
-            assert group is not None
-            return positions, group
-
-        try:
-            positions, group = await self.db.write(run)
-        except Exception:
-            self._heads.pop(room_id, None)
-            raise
-        woken = {d for ds in deliveries for d in ds} | {
-            d for rows in extra_rows for d in rows.destinations}
-        if woken and self.outbox_wake is not None:
-            self.outbox_wake(woken)
-        last = pending[-1][0]
-        self._heads[room_id] = RoomHead([last["event_id"]], int(last["depth"]), group,
-                                        pending[-1][2])
-        stored = []
-        for (pdu, _, _), pos in zip(pending, positions, strict=True):
-            if "state_key" in pdu:
-                self.events.remember_pdu(pdu)
-            for event_id, (user_id, membership) in _memberships(pdu).items():
-                self.members.note_membership(room_id, user_id, membership, event_id)
-            stored.append(StoredEvent(pdu, pos, room_id, None, txn_id, device_id))
-        return stored
-
     async def create_room(
         self, sender: str, create_content: JsonDict, rv: RoomVersion,
         initial: Sequence[tuple[str, str, JsonDict]],
@@ -374,8 +252,9 @@ class EventService:
                 # started (clock set back) is not reused; build again one millisecond later.
                 if await self.rooms.get_room_version_id(room_id) is not None:
                     continue
-                stored = await self._persist(room_id, None, pending,
-                                             extra=extra(room_id) if extra else None)
+                stored = await self.persister.persist(
+                    room_id, rv, [EventContext(pdu, before) for pdu, before, _ in pending],
+                    new_room=True, extra=extra(room_id) if extra else None)
             self.notifier.notify(stored[-1].stream_ordering)
             return room_id
         raise MatrixError(503, Codes.UNKNOWN, "Could not pick an unused room id; try again")
@@ -438,17 +317,6 @@ def _state_after(pdu: JsonDict, before: StateMap) -> StateMap:
     if "state_key" not in pdu:
         return before
     return {**before, (pdu["type"], pdu["state_key"]): pdu["event_id"]}
-
-
-def _memberships(pdu: JsonDict) -> dict[str, tuple[str, str]]:
-    """member event id -> (user_id, membership), for the membership index."""
-    if pdu["type"] != "m.room.member":
-        return {}
-    return {pdu["event_id"]: (pdu["state_key"], pdu["content"]["membership"])}
-
-
-def _room_version_of(create_pdu: JsonDict) -> str:
-    return str(create_pdu["content"].get("room_version", "1"))
 
 
 def _random_localpart() -> str:

@@ -139,6 +139,12 @@ class RoomBuilder:
             end = await self._state_at(room_id, req.now.position)
             previous = await self._state_at(room_id, after)
             items = gappy_state(start, end, previous, in_timeline, senders if lazy else None)
+        elif await self.events.resolved_between(room_id, after, req.now.position):
+            # State resolution changed state that no timeline event carries: send the delta.
+            end = await self._state_at(room_id, req.now.position)
+            previous = await self._state_at(room_id, after)
+            items = [(k, v) for k, v in end.items()
+                     if previous.get(k) != v and v not in in_timeline]
         elif lazy and timeline and (flt.include_redundant_members
                                     or not await self._all_known(req, room_id, senders)):
             start = await self._state_before_timeline(room_id, timeline, req.now.position)
@@ -310,7 +316,7 @@ class RoomBuilder:
                                                  backwards=True)
         if not last:
             return {}
-        return await self.state.get_state_after(last[0].event_id) or {}
+        return await self.state.get_room_state_at(last[0].event_id) or {}
 
     def _ephemeral(self, req: SyncRequest, room_id: str, after: int | None,
                    receipts: list[ReceiptRow]) -> list[JsonDict]:

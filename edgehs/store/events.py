@@ -56,6 +56,7 @@ class StoredEvent:
     device_id: str | None = None
     outlier: bool = False
     rejected_reason: str | None = None
+    soft_failed: bool = False
 
     @property
     def event_id(self) -> str:
@@ -69,14 +70,14 @@ class StoredEvent:
     @property
     def in_timeline(self) -> bool:
         """Whether the event has a place in the room's timeline (neither an outlier nor
-        rejected)."""
-        return not self.outlier and self.rejected_reason is None
+        rejected nor soft-failed)."""
+        return not self.outlier and self.rejected_reason is None and not self.soft_failed
 
 
 # Columns every event query selects, and whether a redaction applies to the row.
 SELECT_EVENT = """
 SELECT e.stream_ordering, e.event_id, e.room_id, e.json, e.txn_id, e.device_id,
-       e.outlier, e.rejected_reason,
+       e.outlier, e.rejected_reason, e.soft_failed,
        (SELECT r.event_id FROM applied_redactions r WHERE r.redacts = e.event_id LIMIT 1)
          AS redacted_by
 FROM events e
@@ -88,13 +89,13 @@ def _row_to_event(row: Row) -> StoredEvent:
     pdu["event_id"] = row["event_id"]
     return StoredEvent(pdu, row["stream_ordering"], row["room_id"], row["redacted_by"],
                        row["txn_id"], row["device_id"], bool(row["outlier"]),
-                       row["rejected_reason"])
+                       row["rejected_reason"], bool(row["soft_failed"]))
 
 
 PDU_CACHE_SIZE = 2000
 
 # The conditions of a timeline event, and of a live one (what the stream, so /sync, shows).
-TIMELINE = ("e.outlier = 0", "e.rejected_reason IS NULL")
+TIMELINE = ("e.outlier = 0", "e.rejected_reason IS NULL", "e.soft_failed = 0")
 LIVE = (*TIMELINE, "e.stream_ordering > 0")
 
 
@@ -159,6 +160,44 @@ class EventStore:
             "SELECT event_id FROM forward_extremities WHERE room_id = ?", (room_id,)
         )
         return [r[0] for r in rows]
+
+    async def room_state_group(self, room_id: str) -> int | None:
+        """The state group of the room's current state: recorded with the newest live event
+        (migration 0022), which every change of current state comes with."""
+        value = await self.db.fetchval(
+            "SELECT COALESCE(room_state_after, state_after) FROM events WHERE room_id = ? "
+            "AND stream_ordering > 0 AND outlier = 0 AND rejected_reason IS NULL "
+            "AND soft_failed = 0 ORDER BY stream_ordering DESC LIMIT 1", (room_id,))
+        return None if value is None else int(value)
+
+    async def resolved_between(self, room_id: str, after: int, upto: int) -> bool:
+        """Whether the room's state was resolved (forks merged) at a position in
+        (after, upto]: current state then changed beyond the events' own state."""
+        return await self.db.fetchval(
+            "SELECT 1 FROM events WHERE room_id = ? AND stream_ordering > ? AND "
+            "stream_ordering <= ? AND room_state_after IS NOT NULL LIMIT 1",
+            (room_id, after, upto)) is not None
+
+    async def referenced_by_stored(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` a stored, accepted event already lists in its prev_events:
+        an event that arrives after its children is no forward extremity."""
+        if not event_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT ed.prev_event_id FROM event_edges ed JOIN events e "
+            "ON e.event_id = ed.event_id WHERE e.outlier = 0 AND e.rejected_reason IS NULL "
+            "AND e.soft_failed = 0 "
+            f"AND ed.prev_event_id IN ({','.join('?' * len(event_ids))})", list(event_ids))
+        return {r[0] for r in rows}
+
+    async def rejected_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` were stored as rejected."""
+        if not event_ids:
+            return set()
+        rows = await self.db.fetchall(
+            "SELECT event_id FROM events WHERE rejected_reason IS NOT NULL AND event_id IN "
+            f"({','.join('?' * len(event_ids))})", list(event_ids))
+        return {r[0] for r in rows}
 
     async def get_event_by_txn(self, sender: str, device_id: str, txn_id: str) -> str | None:
         value = await self.db.fetchval(
@@ -337,8 +376,8 @@ class DuplicateTransaction(Exception):
 INSERT_EVENT = """
 INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts,
                     depth, json, outlier, rejected_reason, state_before, state_after, txn_id,
-                    device_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    device_id, soft_failed, room_state_after)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -355,11 +394,14 @@ async def insert_event(
     txn_id: str | None = None,
     device_id: str | None = None,
     redaction_by_power: bool = False,
+    soft_failed: bool = False,
+    room_state_after: int | None = None,
 ) -> None:
     """Insert the event, its DAG edges, its relation and redaction rows.
 
     ``redaction_by_power``: for an ``m.room.redaction``, whether its sender had the room's
-    ``redact`` level (migration 0015 says when a redaction applies)."""
+    ``redact`` level (migration 0015 says when a redaction applies). ``soft_failed`` and
+    ``room_state_after``: see migration 0022."""
     event_id = pdu["event_id"]
     body = {k: v for k, v in pdu.items() if k != "event_id"}
     try:
@@ -367,7 +409,7 @@ async def insert_event(
             stream_ordering, event_id, room_id, pdu["type"], pdu.get("state_key"),
             pdu["sender"], pdu["origin_server_ts"], pdu["depth"],
             encode_canonical_json(body).decode(), int(outlier), rejected_reason, state_before,
-            state_after, txn_id, device_id,
+            state_after, txn_id, device_id, int(soft_failed), room_state_after,
         ))
     except sqlite3.IntegrityError as exc:
         if txn_id is not None and "events.txn_id" in str(exc):
@@ -397,6 +439,18 @@ async def insert_event(
         await conn.execute(
             "INSERT OR IGNORE INTO redactions (event_id, redacts, by_power) VALUES (?, ?, ?)",
             (event_id, redacts, int(redaction_by_power)))
+
+
+async def update_forward_extremities(
+    conn: aiosqlite.Connection, room_id: str, removed: Iterable[str], added: Iterable[str]
+) -> None:
+    """Take ``removed`` out of the room's forward extremities and put ``added`` in."""
+    await conn.executemany(
+        "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
+        [(room_id, e) for e in removed],
+    )
+    await conn.executemany("INSERT OR IGNORE INTO forward_extremities VALUES (?, ?)",
+                           [(room_id, e) for e in added])
 
 
 async def set_forward_extremities(

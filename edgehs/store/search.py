@@ -48,7 +48,7 @@ FROM event_search s
 CROSS JOIN events e ON e.stream_ordering = s.rowid
 CROSS JOIN allowed a ON a.room_id = e.room_id AND e.stream_ordering <= a.upto
 WHERE event_search MATCH ?
-  AND e.outlier = 0 AND e.rejected_reason IS NULL
+  AND e.outlier = 0 AND e.rejected_reason IS NULL AND e.soft_failed = 0
   AND NOT EXISTS (SELECT 1 FROM applied_redactions r WHERE r.redacts = e.event_id)
 """
 

@@ -1,7 +1,7 @@
 """Room state: delta-encoded state groups, current state and the membership index."""
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aiosqlite
 
@@ -70,6 +70,23 @@ class StateStore:
         )
         return None if value is None else int(value)
 
+    async def get_groups_after(self, event_ids: Sequence[str]) -> dict[str, int]:
+        """event id -> its state_after group, for the stored non-outliers among ``event_ids``."""
+        if not event_ids:
+            return {}
+        rows = await self.db.fetchall(
+            "SELECT event_id, state_after FROM events WHERE state_after IS NOT NULL AND "
+            f"event_id IN ({','.join('?' * len(event_ids))})", list(event_ids))
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def get_room_state_at(self, event_id: str) -> StateMap | None:
+        """The room's current state right after ``event_id`` was persisted: its state_after,
+        or the resolution of the room's forks when it joined one (migration 0022)."""
+        group = await self.db.fetchval(
+            "SELECT COALESCE(room_state_after, state_after) FROM events WHERE event_id = ?",
+            (event_id,))
+        return None if group is None else await self.get_state_group(int(group))
+
     async def get_current_state_ids(self, room_id: str) -> StateMap:
         rows = await self.db.fetchall(
             "SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", (room_id,)
@@ -129,13 +146,15 @@ class StateStore:
         new: Mapping[StateKey, str],
         memberships: Mapping[str, tuple[str, str]],
         stream_ordering: int,
+        positions: Mapping[str, int] | None = None,
     ) -> None:
         """Replace the room's current state by ``new`` (given the ``old`` one) and update the
         membership index; ``memberships`` maps member event ids to (user_id, membership).
 
         The index's ``stream_ordering`` is where the membership last *changed*: a member
         event that keeps it (a new display name or avatar) updates ``event_id`` only, so
-        that /sync does not take a profile change for a new join (nor a new leave)."""
+        that /sync does not take a profile change for a new join (nor a new leave).
+        ``positions`` gives some member events their own position instead."""
         removed = [(room_id, t, s) for (t, s) in old if (t, s) not in new]
         changed = [(room_id, t, s, e) for (t, s), e in new.items() if old.get((t, s)) != e]
         await conn.executemany(
@@ -154,5 +173,5 @@ class StateStore:
                 "room_memberships.membership = excluded.membership "
                 "THEN room_memberships.stream_ordering ELSE excluded.stream_ordering END, "
                 "forgotten = 0",
-                (room_id, user_id, membership, e, stream_ordering),
+                (room_id, user_id, membership, e, (positions or {}).get(e, stream_ordering)),
             )

@@ -41,7 +41,7 @@ class StreamIdGenerator:
         return self.current
 
     def next_backfill(self) -> int:
-        """The next position for a backfilled event or an outlier: below every position
-        handed out so far (-1, -2, ...)."""
+        """The next position for an outlier, a backfilled, rejected or soft-failed event: below
+        every position handed out so far (-1, -2, ...), so that /sync never sees it."""
         self.backfill_current -= 1
         return self.backfill_current

@@ -19,8 +19,10 @@ FROM event_relations r
 JOIN events e ON e.event_id = r.event_id
 JOIN events root ON root.event_id = r.relates_to_id AND root.room_id = r.room_id
 WHERE r.room_id = ? AND r.rel_type = 'm.thread'
-  AND e.outlier = 0 AND e.rejected_reason IS NULL AND e.stream_ordering <= ?
-  AND root.outlier = 0 AND root.rejected_reason IS NULL AND root.stream_ordering <= ?
+  AND e.outlier = 0 AND e.rejected_reason IS NULL AND e.soft_failed = 0
+  AND e.stream_ordering <= ?
+  AND root.outlier = 0 AND root.rejected_reason IS NULL AND root.soft_failed = 0
+  AND root.stream_ordering <= ?
   AND NOT EXISTS (SELECT 1 FROM applied_redactions d WHERE d.redacts = e.event_id)
 GROUP BY r.relates_to_id
 HAVING latest < ? {participated}
