@@ -177,7 +177,8 @@ class EventService:
                               head.depth + 1, state, known, redacts, origin_server_ts)
             # 5. the persist step
             [stored] = await self.persister.persist(
-                room_id, rv, [EventContext(pdu, state, txn_id=txn_id, device_id=device_id)])
+                room_id, rv, [EventContext(pdu, state, txn_id=txn_id, device_id=device_id,
+                                           fresh=True)])
         # 6. wake /sync and the senders
         self.notifier.notify(stored.stream_ordering)
         for hook in self.after_send:
@@ -253,7 +254,8 @@ class EventService:
                 if await self.rooms.get_room_version_id(room_id) is not None:
                     continue
                 stored = await self.persister.persist(
-                    room_id, rv, [EventContext(pdu, before) for pdu, before, _ in pending],
+                    room_id, rv,
+                    [EventContext(pdu, before, fresh=True) for pdu, before, _ in pending],
                     new_room=True, extra=extra(room_id) if extra else None)
             self.notifier.notify(stored[-1].stream_ordering)
             return room_id

@@ -71,6 +71,8 @@ class EventContext:
     backfilled: bool = False
     txn_id: str | None = None
     device_id: str | None = None
+    # Built by this server just now: no stored event can point at it yet.
+    fresh: bool = False
 
     @property
     def live(self) -> bool:
@@ -95,6 +97,7 @@ class RoomHead:
     depth: int
     state_group: int
     state: StateMap
+    depths: dict[str, int] = field(default_factory=dict)  # extremity -> its depth
 
 
 @dataclass
@@ -170,7 +173,8 @@ class Persister:
             raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {room_id}")
         ordered = sorted(pdus, key=lambda e: (-int(pdus[e]["depth"]), e))
         head = RoomHead(ordered, max(int(p["depth"]) for p in pdus.values()), group,
-                        await self.state.get_state_group(group))
+                        await self.state.get_state_group(group),
+                        {e: int(p["depth"]) for e, p in pdus.items()})
         self._heads[room_id] = head
         return head
 
@@ -280,7 +284,7 @@ class Persister:
             # 4.
             await update_forward_extremities(conn, room_id, plan.removed, plan.added)
             # 5, 6.
-            if plan.current is not None:
+            if plan.current is not None and plan.current != (head.state if head else {}):
                 own = {c.pdu["event_id"]: p for c, p in zip(contexts, positions, strict=True)
                        if c.live}
                 await self.state.set_current_state(
@@ -300,7 +304,8 @@ class Persister:
         if woken and self.outbox_wake is not None:
             self.outbox_wake(woken)
         self._after_commit(room_id, head, plan, current_id, contexts)
-        return [StoredEvent(c.pdu, pos, room_id, None, c.txn_id, c.device_id)
+        return [StoredEvent(c.pdu, pos, room_id, None, c.txn_id, c.device_id, c.outlier,
+                            c.rejected, c.soft_failed)
                 for c, pos in zip(contexts, positions, strict=True)]
 
     def _after_commit(self, room_id: str, head: RoomHead | None, plan: _Plan,
@@ -313,7 +318,7 @@ class Persister:
         if plan.current is not None and current_id is not None:
             self._heads[room_id] = RoomHead(
                 sorted(plan.extremities, key=lambda e: (-plan.depths[e], e)),
-                max(plan.depths.values()), current_id, plan.current)
+                max(plan.depths.values()), current_id, plan.current, plan.depths)
         elif head is not None and plan.added | plan.removed:
             self.forget_head(room_id)
 
@@ -329,7 +334,10 @@ class Persister:
                 befores.append(None)
                 afters.append(None)
                 continue
-            before = await self._group_for(ctx.state_before, prev_event_ids(ctx.pdu), known)
+            if head is not None and ctx.state_before is head.state:
+                before: GroupRef = head.state_group  # built on the room's head: its group
+            else:
+                before = await self._group_for(ctx.state_before, prev_event_ids(ctx.pdu), known)
             after_state = ctx.state_after or {}
             after: GroupRef = before
             if after_state != ctx.state_before:
@@ -341,14 +349,18 @@ class Persister:
         extremities = set(head.extremities) if head else set()
         growing = [c for c in contexts if c.live]
         removed = {p for c in growing for p in prev_event_ids(c.pdu)} & extremities
-        referenced = await self.events.referenced_by_stored([c.pdu["event_id"] for c in growing])
+        referenced = await self.events.referenced_by_stored(
+            [c.pdu["event_id"] for c in growing if not c.fresh])
         referenced |= {p for c in growing for p in prev_event_ids(c.pdu)}
         added = {c.pdu["event_id"] for c in growing} - referenced
         extremities = (extremities - removed) | added
         removed -= added
-        depths = {e: int(batch[e]["depth"]) for e in extremities if e in batch}
-        depths.update({e: int(p["depth"]) for e, p in (await self.events.get_pdus(
-            e for e in extremities if e not in batch)).items()})
+        known_depths = head.depths if head else {}
+        depths = {e: int(batch[e]["depth"]) if e in batch else known_depths.get(e, -1)
+                  for e in extremities}
+        unknown = [e for e, d in depths.items() if d < 0]
+        depths.update({e: int(p["depth"])
+                       for e, p in (await self.events.get_pdus(unknown)).items()})
         plan = _Plan(befores, afters, extremities, removed, added, None, None, {}, depths)
         if not growing:
             return plan
