@@ -2,8 +2,9 @@
 the membership index, outliers, rejection and soft failure, a room stored from a remote join,
 and a seeded random DAG for every room version."""
 
+import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from edgehs.protocol.events import prev_event_ids
 from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from edgehs.protocol.signing import key_id, verify_key_base64
 from edgehs.service.federation.ingest import Ingest
+from edgehs.service.persist import EventContext
 from edgehs.types import JsonDict, StateMap
 
 REMOTE = "remote.test"
@@ -317,3 +319,75 @@ async def test_random_dag(world: World, seed: int) -> None:
     for pdu in held:
         await deliver(world, pdu)
     await check_graph(world, check)
+
+
+class SlowOrigin:
+    """An origin server that answers /get_missing_events only when told to."""
+
+    def __init__(self, remote: SimulatedServer) -> None:
+        self.remote = remote
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def missing_events(self, room_id: str, earliest: Sequence[str],
+                             latest: Sequence[str], limit: int) -> list[JsonDict]:
+        self.asked.set()
+        await self.answer.wait()
+        return await self.remote.missing_events(room_id, earliest, latest, limit)
+
+    async def event(self, room_id: str, event_id: str) -> JsonDict | None:
+        return await self.remote.event(room_id, event_id)
+
+
+async def test_local_sends_go_on_while_the_worker_fetches(world: World) -> None:
+    """The room's worker waits for the origin (missing prev_events) without holding the room
+    lock: a local send in the same room completes meanwhile, and the remote event lands after
+    on a fork that the next local send merges."""
+    await bob_joins(world)
+    await world.remote.build(world.room_id, BOB, "m.room.message",
+                             {"msgtype": "m.text", "body": "never sent"})
+    second = await world.remote.build(world.room_id, BOB, "m.room.message",
+                                      {"msgtype": "m.text", "body": "sent"})
+    origin = SlowOrigin(world.remote)
+    receiving = asyncio.create_task(
+        world.ingest.receive(wire(second, world.remote.dag.rv), origin))
+    await asyncio.wait_for(origin.asked.wait(), 10)
+    local = await asyncio.wait_for(world.server.events.send(
+        world.room_id, world.alice, "m.room.message", {"msgtype": "m.text", "body": "local"}),
+        10)
+    assert not receiving.done()
+    origin.answer.set()
+    outcome = await asyncio.wait_for(receiving, 10)
+    assert outcome.rejected is None and not outcome.soft_failed
+    assert await extremities(world) == sorted([local.event_id, second["event_id"]])
+    await check_graph(world, Dag(world.remote.dag.rv))
+
+
+async def test_backfilled_events_keep_the_head_and_never_look_new(world: World) -> None:
+    """Events persisted as backfill take negative positions and change neither the forward
+    extremities nor current state; /sync's stream queries do not see them."""
+    join = await bob_joins(world)
+    before = await world.server.state_store.get_state_after(join["event_id"])
+    assert before is not None
+    old = await world.remote.build(world.room_id, BOB, "m.room.message",
+                                   {"msgtype": "m.text", "body": "history"},
+                                   prev_events=[join["event_id"]])
+    head = await extremities(world)
+    state = await current_state(world)
+    since = world.server.notifier.position
+    events = world.server.events
+    rv = world.remote.dag.rv
+    async with events.room_lock(world.room_id):
+        [stored] = await events.persister.persist(
+            world.room_id, rv, [EventContext(old, before, backfilled=True)])
+    assert stored.stream_ordering < 0
+    assert await extremities(world) == head
+    assert await current_state(world) == state
+    assert not await world.server.event_store.rooms_with_events_after([world.room_id], since)
+    live = await world.server.event_store.get_room_events(world.room_id, limit=50,
+                                                          backwards=True)
+    assert old["event_id"] not in {e.event_id for e in live}
+    page = await world.server.event_store.get_room_events_topo(
+        world.room_id, after=(0, -(2**62)), upto=(2**62, 2**62), limit=50, backwards=True)
+    order = [e.event_id for e in page]
+    assert order.index(old["event_id"]) < order.index(join["event_id"])  # by depth
