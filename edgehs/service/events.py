@@ -36,7 +36,8 @@ from edgehs.service.notifier import Notifier
 from edgehs.service.persist import EventContext, EventRowsHook, Fanout, Persister
 from edgehs.service.redactions import check_may_redact
 from edgehs.store.db import Database
-from edgehs.store.events import DuplicateTransaction, EventStore, StoredEvent
+from edgehs.store.event_writes import DuplicateTransaction
+from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator

@@ -11,7 +11,7 @@ written in ONE transaction:
    that they never look new to /sync;
 2. state groups: the state before an event shares a prev event's group when it is the same, the
    state after an accepted state event is a new delta group;
-3. the event rows, DAG edges, relations and redactions (``store.events.insert_event``);
+3. the event rows, DAG edges, relations and redactions (``store.event_writes.insert_event``);
 4. forward extremities follow the DAG: an accepted live event's prev_events leave the set, and
    the event joins it unless a stored event already points at it;
 5. current state: the one extremity's state after, or the state resolution of the extremities'
@@ -34,7 +34,8 @@ from edgehs.protocol.room_versions import RoomVersion
 from edgehs.protocol.state_res import resolve_state
 from edgehs.service.redactions import redaction_power
 from edgehs.store.db import Database
-from edgehs.store.events import EventStore, StoredEvent, insert_event, update_forward_extremities
+from edgehs.store.event_writes import insert_event, update_forward_extremities
+from edgehs.store.events import EventStore, StoredEvent
 from edgehs.store.outbox import enqueue_event
 from edgehs.store.rooms import MemberStore, insert_room
 from edgehs.store.state import StateStore

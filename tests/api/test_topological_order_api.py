@@ -23,7 +23,7 @@ from edgehs.app import init_app
 from edgehs.config import Config
 from edgehs.homeserver import HomeServer
 from edgehs.service.search_query import searchable
-from edgehs.store.events import insert_event
+from edgehs.store.event_writes import insert_event
 from edgehs.store.search import index_event
 
 REMOTE = "@carol:elsewhere.example"

@@ -10,7 +10,8 @@ import aiosqlite
 import pytest
 
 from edgehs.store.db import Database
-from edgehs.store.events import EventStore, insert_event, set_forward_extremities
+from edgehs.store.event_writes import insert_event, update_forward_extremities
+from edgehs.store.events import EventStore
 from edgehs.store.users import (
     UserStore,
     deactivate_user,
@@ -207,7 +208,8 @@ async def store_events(db: Database, *events: tuple[dict[str, Any], dict[str, An
         for event, extra in events:
             await insert_event(conn, event, extra.pop("pos"), "!r:x", state_before=None,
                                state_after=None, **extra)
-            await set_forward_extremities(conn, "!r:x", event["event_id"], event["prev_events"])
+            await update_forward_extremities(conn, "!r:x", event["prev_events"],
+                                             [event["event_id"]])
     await db.write(run)
 
 

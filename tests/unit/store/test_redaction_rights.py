@@ -10,7 +10,8 @@ import aiosqlite
 import pytest
 
 from edgehs.store.db import Database
-from edgehs.store.events import EventStore, insert_event
+from edgehs.store.event_writes import insert_event
+from edgehs.store.events import EventStore
 
 
 def event(n: int, sender: str, room: str = "!r:x", **extra: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import random
 import aiosqlite
 
 from edgehs.store.db import Database
-from edgehs.store.events import insert_event
+from edgehs.store.event_writes import insert_event
 from edgehs.store.state import MAX_CHAIN, StateStore
 from edgehs.types import StateKey, StateMap
 

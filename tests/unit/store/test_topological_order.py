@@ -7,7 +7,8 @@ from typing import Any
 import aiosqlite
 
 from edgehs.store.db import Database
-from edgehs.store.events import TOPO_BOTTOM, TOPO_TOP, EventStore, insert_event
+from edgehs.store.event_writes import insert_event
+from edgehs.store.events import TOPO_BOTTOM, TOPO_TOP, EventStore
 from edgehs.store.streams import StreamIdGenerator
 
 ROOM = "!r:x"
