@@ -278,8 +278,9 @@ def _keys_with(lookup, host: SimulatedServer):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_random_dag(world: World, seed: int) -> None:
-    """Two servers write forks and merges; after each event the stored state before equals a
-    recomputation and current state equals the resolution of the extremities."""
+    """Two servers write forks and merges (messages, state, and a member who comes and goes);
+    after each event the stored state before equals a recomputation, current state equals the
+    resolution of the extremities, and the membership index agrees with current state."""
     rng = random.Random(seed)
     await bob_joins(world)
     levels = await world.server.events.current_state_event(world.room_id,
@@ -303,11 +304,20 @@ async def test_random_dag(world: World, seed: int) -> None:
         elif action < 0.7:
             ext = world.remote.dag.extremities()
             prevs = rng.sample(ext, rng.randint(1, len(ext)))
-            kind = rng.choice(["m.room.message", "m.room.topic", "org.example.state"])
-            key = None if kind == "m.room.message" else ""
-            held.append(await world.remote.build(
-                world.room_id, BOB, kind, {"body": f"remote {step}", "topic": f"r{step}"},
-                key, prev_events=prevs))
+            kind = rng.choice(["m.room.message", "m.room.topic", "org.example.state",
+                               "m.room.member"])
+            if kind == "m.room.member":  # Carol comes and goes, on whichever fork
+                there = (await world.remote.dag.resolve(prevs)).get(("m.room.member", CAROL))
+                joined = there is not None and world.remote.dag.pdus[there]["content"][
+                    "membership"] == "join"
+                held.append(await world.remote.build(
+                    world.room_id, CAROL, kind, {"membership": "leave" if joined else "join"},
+                    CAROL, prev_events=prevs))
+            else:
+                key = None if kind == "m.room.message" else ""
+                held.append(await world.remote.build(
+                    world.room_id, BOB, kind, {"body": f"remote {step}", "topic": f"r{step}"},
+                    key, prev_events=prevs))
         elif action < 0.9 and held:
             pdu = held.pop(rng.randrange(len(held)))
             await deliver(world, pdu)
