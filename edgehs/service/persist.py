@@ -15,7 +15,8 @@ written in ONE transaction:
 4. forward extremities follow the DAG: an accepted live event's prev_events leave the set, and
    the event joins it unless a stored event already points at it;
 5. current state: the one extremity's state after, or the state resolution of the extremities'
-   states when they disagree (recorded as the newest live event's ``room_state_after``);
+   states when they disagree (recorded as the newest live event's ``room_state_after`` while
+   the room has forks, so that /sync knows to send what the resolution changed);
 6. current state and the membership index are updated from the full state delta;
 7. outbox rows and other services' rows (push notifications, search) for accepted live events.
 
@@ -274,8 +275,8 @@ class Persister:
                     txn_id=ctx.txn_id, device_id=ctx.device_id,
                     redaction_by_power=by_power.get(event_id, False),
                     soft_failed=ctx.soft_failed,
-                    room_state_after=current_id if i == last_live and current_id != after
-                    else None)
+                    room_state_after=current_id if i == last_live and (
+                        current_id != after or len(plan.extremities) > 1) else None)
                 # 7.
                 if destinations := deliveries.get(event_id):
                     await enqueue_event(conn, destinations, event_id)

@@ -18,7 +18,9 @@ from edgehs.protocol.events import prev_event_ids
 from edgehs.protocol.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from edgehs.protocol.signing import key_id, verify_key_base64
 from edgehs.service.federation.ingest import Ingest
+from edgehs.service.filters import SyncFilter
 from edgehs.service.persist import EventContext
+from edgehs.service.sync_token import SyncToken
 from edgehs.types import JsonDict, StateMap
 
 REMOTE = "remote.test"
@@ -401,3 +403,38 @@ async def test_backfilled_events_keep_the_head_and_never_look_new(world: World) 
         world.room_id, after=(0, -(2**62)), upto=(2**62, 2**62), limit=50, backwards=True)
     order = [e.event_id for e in page]
     assert order.index(old["event_id"]) < order.index(join["event_id"])  # by depth
+
+
+async def test_an_incremental_sync_sends_state_a_resolution_brought_back(world: World) -> None:
+    """Bob (power 50) changes the topic; on a fork from before it, Carol (power 100) takes
+    Bob's power away. The resolution drops Bob's topic and brings the older one back: no
+    timeline event carries it, and the incremental /sync still sends it as state."""
+    server, events = world.server, world.server.events
+    await bob_joins(world)
+    await deliver(world, await world.remote.build(world.room_id, CAROL, "m.room.member",
+                                                  {"membership": "join"}, CAROL))
+    old_topic = await events.send(world.room_id, world.alice, "m.room.topic",
+                                  {"topic": "old"}, "")
+    levels = await events.current_state_event(world.room_id, ("m.room.power_levels", ""))
+    assert levels is not None
+    users = {**levels["content"]["users"], BOB: 50, CAROL: 100}
+    await events.send(world.room_id, world.alice, "m.room.power_levels",
+                      {**levels["content"], "users": users}, "")
+    await learn(world)
+    fork_point = world.remote.dag.extremities()
+    await deliver(world, await world.remote.build(world.room_id, BOB, "m.room.topic",
+                                                  {"topic": "Bob's"}, ""))
+    flt = SyncFilter.parse({})
+    first = await server.sync.sync(world.alice, None, None, flt, 0)
+    demote = await world.remote.build(
+        world.room_id, CAROL, "m.room.power_levels",
+        {**levels["content"], "users": {**users, BOB: 0}}, "", prev_events=fork_point)
+    outcome = await world.ingest.receive(wire(demote, world.remote.dag.rv), world.remote)
+    assert outcome.rejected is None and not outcome.soft_failed
+    assert (await current_state(world))[("m.room.topic", "")] == old_topic.event_id
+    second = await server.sync.sync(world.alice, None, SyncToken.parse(first["next_batch"]),
+                                    flt, 0)
+    room = second["rooms"]["join"][world.room_id]
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [demote["event_id"]]
+    assert old_topic.event_id in {e["event_id"] for e in room["state"]["events"]}
+    await check_graph(world, Dag(world.remote.dag.rv))
