@@ -1,5 +1,5 @@
-"""The ``edgehs`` command: generate-config, run, register-user, appservice new, device add,
-demo."""
+"""The ``edgehs`` command: generate-config, run, register-user, rotate-key, appservice new,
+device add, demo."""
 
 import argparse
 import logging
@@ -123,6 +123,36 @@ def cmd_register_user(args: argparse.Namespace) -> int:
         print(f"cannot register {args.user}: {exc}", file=sys.stderr)
         return 1
     print(f"Registered {user_id}" + (" (by the running edgehs)" if running else ""))
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Rotate through the running server (admin API) when edgehs runs, else directly."""
+    from edgehs import admin_client
+    from edgehs.homeserver import HomeServer
+    from edgehs.store.writer_lock import DataDirLocked
+
+    config = load_config(Path(args.config))
+
+    async def direct(server: HomeServer) -> str:
+        return await server.server_keys.rotate()
+
+    def live(holder: DataDirLocked) -> str:
+        credential = admin_client.admin_credential(config, args.admin_token, holder,
+                                                   "rotate-key")
+        answer = admin_client.admin_post(config, "/rotate_key", {}, credential, holder)
+        if not isinstance(answer.get("key_id"), str):
+            raise admin_client.AdminApiError("unexpected answer from the running edgehs: "
+                                             "no key_id")
+        return str(answer["key_id"])
+
+    try:
+        new_id, running = admin_client.write(config, direct, live)
+    except (MatrixError, admin_client.AdminApiError, OSError, ValueError) as exc:
+        reason = exc.msg if isinstance(exc, MatrixError) else str(exc)
+        print(f"cannot rotate the signing key: {reason}", file=sys.stderr)
+        return 1
+    print(f"New signing key {new_id}" + (" (in use by the running edgehs)" if running else ""))
     return 0
 
 
@@ -284,6 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="while edgehs runs: a server admin's access token instead of "
                           "DATA_DIR/admin.secret")
     reg.set_defaults(func=cmd_register_user)
+
+    rot = sub.add_parser(
+        "rotate-key", help="make a new signing key current; publish the old one as expired",
+        description="Generate a new signing key and make it current (the key file is "
+        "replaced, mode 0600); the previous key is published in old_verify_keys of "
+        "/_matrix/key/v2/server with expired_ts = now. While edgehs runs, the running server "
+        "does it (POST /_edgehs/admin/v1/rotate_key, authenticated by DATA_DIR/admin.secret "
+        "or --admin-token) and signs with the new key at once. Prints the new key id.")
+    rot.add_argument("-c", "--config", required=True)
+    rot.add_argument("--admin-token", metavar="TOKEN",
+                     help="while edgehs runs: a server admin's access token instead of "
+                          "DATA_DIR/admin.secret")
+    rot.set_defaults(func=cmd_rotate_key)
 
     appservice = sub.add_parser("appservice", help="application service registrations")
     as_sub = appservice.add_subparsers(dest="appservice_command", required=True)

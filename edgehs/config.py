@@ -36,6 +36,11 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "public_baseurl": (None, "Base URL clients use to reach this server (well-known)."),
     "database_path": ("edgehs.db", "SQLite database file, relative to data_dir."),
     "signing_key_path": ("signing.key", "ed25519 signing key file, relative to data_dir."),
+    "key_validity_period_ms": (
+        86_400_000,
+        "How long other servers may cache this server's signing keys: GET /_matrix/key/v2/server "
+        "answers valid_until_ts = now + this many milliseconds (default 1 day).",
+    ),
     "media_store_path": ("media", "Media folder, relative to data_dir."),
     "enable_registration": (False, "Allow anyone who can reach the server to register."),
     "allow_guest_access": (
@@ -108,6 +113,7 @@ class Config:
     turn_password: str | None = None
     turn_user_lifetime_ms: int = 86_400_000
     allow_guest_access: bool = False
+    key_validity_period_ms: int = 86_400_000
 
     @property
     def base_url(self) -> str:
@@ -208,6 +214,9 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{where}: log_level must be DEBUG, INFO, WARNING or ERROR")
     timeout = _typed(raw, "max_sync_timeout_ms", int, where)
     as_files = _typed(raw, "app_service_config_files", list, where)
+    key_validity = _typed(raw, "key_validity_period_ms", int, where)
+    if key_validity <= 0:
+        raise ConfigError(f"{where}: key_validity_period_ms must be a positive number of ms")
     return Config(
         server_name=server_name,
         data_dir=data_dir,
@@ -239,6 +248,7 @@ def load_config(path: Path) -> Config:
         turn_user_lifetime_ms=parse_duration(
             raw.get("turn_user_lifetime", OPTIONS["turn_user_lifetime"][0]),
             "turn_user_lifetime", where),
+        key_validity_period_ms=key_validity,
     )
 
 

@@ -22,6 +22,7 @@ from edgehs.service.device_management import DeviceService
 from edgehs.service.directory import DirectoryService
 from edgehs.service.event_stream import EventStreamService
 from edgehs.service.events import EventService
+from edgehs.service.federation.keys import ServerKeys
 from edgehs.service.filters import FilterService
 from edgehs.service.guests import GuestService
 from edgehs.service.hierarchy import HierarchyService
@@ -73,6 +74,7 @@ from edgehs.store.reports import ReportStore
 from edgehs.store.room_keys import RoomKeyStore
 from edgehs.store.rooms import MemberStore, RoomStore
 from edgehs.store.search import SearchStore
+from edgehs.store.server_keys import ServerKeyStore
 from edgehs.store.state import StateStore
 from edgehs.store.streams import StreamIdGenerator
 from edgehs.store.threads import ThreadStore
@@ -153,6 +155,12 @@ class HomeServer:
             config.server_name, self.signing_key, self.db, self.event_store, self.state_store,
             self.room_store, self.member_store, self.streams, self.notifier,
         )
+        # This server's signing keys: /key/v2/server and `edgehs rotate-key`; a rotation
+        # switches every signer (the event service) to the new key at once.
+        self.server_keys = ServerKeys(config.server_name, self.signing_key,
+                                      config.signing_key_path, ServerKeyStore(self.db),
+                                      config.key_validity_period_ms)
+        self.server_keys.listeners.append(self._use_signing_key)
         self.devices = DeviceService(self.user_store, self.events)
         self.users = UserService(config.server_name, self.user_store, self.devices)
         self.uia = UiaSessions()
@@ -326,6 +334,10 @@ class HomeServer:
         self.outbox.register("as", self.as_pusher)
         self.outbox.register("push", self.push_gateway)
         await self.outbox.start()
+
+    def _use_signing_key(self, key: SigningKey) -> None:
+        self.signing_key = key
+        self.events.signing_key = key
 
     async def stop(self) -> None:
         try:

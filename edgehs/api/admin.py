@@ -8,7 +8,9 @@ While edgehs runs, the commands that write therefore ask the server to do it:
 - ``edgehs device add`` through ``POST /_edgehs/admin/v1/devices`` (room events: the device's
   room, its join, the owner's invite); a token replaced there is refused at once, because the
   server's own token cache forgets the old one;
-- ``edgehs register-user`` through ``POST /_edgehs/admin/v1/users``.
+- ``edgehs register-user`` through ``POST /_edgehs/admin/v1/users``;
+- ``edgehs rotate-key`` through ``POST /_edgehs/admin/v1/rotate_key``: the running server
+  signs with the new key from its answer on.
 
 Authentication (``Authorization: Bearer ...`` only; never in the query string, where proxies
 and shells would log it):
@@ -186,3 +188,19 @@ async def register_user(request: web.Request) -> web.Response:
     user_id = await hs(request).users.register(username, password, admin=admin)
     log.info("user %s registered%s by %s", user_id, " as a server admin" if admin else "", who)
     return web.json_response({"user_id": user_id})
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    """POST /_edgehs/admin/v1/rotate_key — edgehs's admin API (no spec section); the Matrix
+    side is https://spec.matrix.org/v1.19/server-server-api/#get_matrixkeyv2server
+
+    Body: ``{}`` (or none), as for ``edgehs rotate-key``. A new signing key becomes current
+    (key file rewritten, events signed with it from now on); the previous one is published
+    in ``old_verify_keys``. Answers ``{"key_id": str}``, the new key's id.
+    """
+    who = await authorize(request)
+    await json_body(request)  # an object if anything: nothing is read from it yet
+    async with request.app[ADMIN_KEY].lock:
+        new_id = await hs(request).server_keys.rotate()
+    log.info("signing key rotated to %s by %s", new_id, who)
+    return web.json_response({"key_id": new_id})

@@ -45,6 +45,7 @@ from edgehs.api.client import (
     versions,
     voip,
 )
+from edgehs.api.federation import keys as federation_keys
 from edgehs.api.keys import Handler
 from edgehs.api.middleware import error_response
 from edgehs.errors import Codes
@@ -265,12 +266,15 @@ OTHER_ROUTES: Sequence[Route] = (
     # edgehs's own admin API: `edgehs device add` and `register-user` while the server runs
     ("POST", admin.ADMIN_PREFIX + "/devices", admin.add_device),
     ("POST", admin.ADMIN_PREFIX + "/users", admin.register_user),
+    ("POST", admin.ADMIN_PREFIX + "/rotate_key", admin.rotate_key),
     # MSC3266's unstable room summary path, which matrix-rust-sdk (Element X) calls while the
     # server does not advertise v1.15
     ("GET", room_summary.UNSTABLE_PATH, room_summary.room_summary),
     # Server-Server OpenID userinfo. There is no federation listener yet, so it is served on
     # this one, under its federation path
     ("GET", "/_matrix/federation/v1/openid/userinfo", openid.userinfo),
+    # This server's signing keys, also on this listener until the federation one exists
+    ("GET", "/_matrix/key/v2/server", federation_keys.server_keys),
 )
 
 

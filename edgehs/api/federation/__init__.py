@@ -1,0 +1,2 @@
+"""Server-Server API handlers, one file per spec module. Served on the client listener until
+edgehs has a federation listener."""
