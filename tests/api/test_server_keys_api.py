@@ -7,8 +7,10 @@ https://spec.matrix.org/v1.19/server-server-api/#get_matrixkeyv2server
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from signedjson.key import decode_verify_key_bytes
 from signedjson.sign import verify_signed_json
@@ -18,8 +20,11 @@ from unpaddedbase64 import decode_base64
 from edgehs.api.keys import HS_KEY
 from edgehs.app import init_app
 from edgehs.config import Config
+from edgehs.errors import MatrixError
 from edgehs.homeserver import load_or_create_signing_key
 from edgehs.protocol.signing import key_id, verify_key_base64
+from edgehs.service.federation.keys import ServerKeys
+from edgehs.store.server_keys import OldVerifyKey
 
 KEYS = "/_matrix/key/v2/server"
 DAY_MS = 86_400_000
@@ -94,8 +99,6 @@ async def test_keys_need_no_auth_and_ignore_junk(client: TestClient, spec: Matri
 async def test_current_key_never_listed_as_old(client: TestClient, spec: MatrixSpec) -> None:
     """A rotation that stopped after recording the old key but before replacing the key file
     leaves that key current: it is published as current only."""
-    from edgehs.store.server_keys import OldVerifyKey
-
     keys = client.app[HS_KEY].server_keys
     current = key_id(keys.signing_key)
     await keys.store.add_old_key(OldVerifyKey(current, verify_key_base64(keys.signing_key), 1))
@@ -103,3 +106,18 @@ async def test_current_key_never_listed_as_old(client: TestClient, spec: MatrixS
     assert list(body["verify_keys"]) == [current]
     assert body["old_verify_keys"] == {}
     check_signed_by(body, current)
+
+
+async def test_rotation_that_cannot_write_changes_nothing(client: TestClient, tmp_path: Path,
+                                                          spec: MatrixSpec) -> None:
+    """The new key file cannot be written (here: its folder is missing): a MatrixError, the
+    current key stays, no key is retired."""
+    server = client.app[HS_KEY]
+    keys = ServerKeys("test.local", server.signing_key, tmp_path / "missing" / "signing.key",
+                      server.server_keys.store, DAY_MS)
+    with pytest.raises(MatrixError) as caught:
+        await keys.rotate()
+    assert caught.value.errcode == "M_UNKNOWN" and "missing" in caught.value.msg
+    assert keys.signing_key is server.signing_key
+    body = await get_keys(client, spec)
+    assert body["old_verify_keys"] == {}

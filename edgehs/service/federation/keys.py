@@ -4,12 +4,14 @@ their publication at ``GET /_matrix/key/v2/server`` and rotation (``edgehs rotat
 https://spec.matrix.org/v1.19/server-server-api/#publishing-keys
 """
 
+import asyncio
 import os
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edgehs.errors import Codes, MatrixError
 from edgehs.protocol.signing import (
     SigningKey,
     encode_signing_key,
@@ -29,19 +31,24 @@ def new_key_version() -> str:
     return "a_" + secrets.token_hex(2)
 
 
-def write_signing_key(path: Path, key: SigningKey) -> None:
-    """Replace the key file with ``key`` atomically: a temporary file beside it, created
-    exclusively with mode 0600 (never readable by others, never through a planted symlink),
-    flushed to disk, then renamed over the old file."""
+def stage_signing_key(path: Path, key: SigningKey) -> Path:
+    """Write ``key`` to a temporary file beside ``path`` and return it; renaming it over
+    ``path`` (``os.replace``) then replaces the key file atomically. The file is created
+    exclusively with mode 0600 (never readable by others, never through a planted symlink)
+    and flushed to disk before it is returned."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(encode_signing_key(key) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(encode_signing_key(key) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 class ServerKeys:
@@ -58,6 +65,7 @@ class ServerKeys:
         self.store = store
         self.validity_period_ms = validity_period_ms
         self.listeners: list[KeyListener] = []
+        self._rotating = asyncio.Lock()  # one rotation at a time
 
     async def server_keys(self, now_ms: int | None = None) -> JsonDict:
         """The body of ``GET /_matrix/key/v2/server``.
@@ -87,20 +95,36 @@ class ServerKeys:
         expired now. Returns the new key id.
 
         1. Generate a key whose id is neither the current one nor a retired one.
-        2. Record the current key as old (durably, before the key file changes: a crash
-           after this step leaves the old key current and still published as current).
-        3. Replace the key file atomically.
-        4. Switch to the new key in memory and tell the listeners.
+        2. Write it to a temporary file beside the key file (a full disk or a read-only
+           data dir fails here, before anything changed: 500 ``M_UNKNOWN``).
+        3. Record the current key as old, durably, before the key file changes: a crash
+           after this step leaves the old key current, and published as current only.
+        4. Rename the temporary file over the key file.
+        5. Switch to the new key in memory and tell the listeners.
         """
-        now = int(time.time() * 1000) if now_ms is None else now_ms
-        taken = {key_id(self.signing_key)} | {k.key_id for k in await self.store.old_keys()}
-        new = generate_signing_key(new_key_version())
-        while key_id(new) in taken:
-            new = generate_signing_key(new_key_version())
-        old = self.signing_key
-        await self.store.add_old_key(OldVerifyKey(key_id(old), verify_key_base64(old), now))
-        write_signing_key(self.key_path, new)
-        self.signing_key = new
-        for listener in self.listeners:
-            listener(new)
-        return key_id(new)
+        async with self._rotating:
+            now = int(time.time() * 1000) if now_ms is None else now_ms
+            old = self.signing_key
+            taken = {key_id(old)} | {k.key_id for k in await self.store.old_keys()}
+            new = generate_signing_key(new_key_version())  # 1.
+            while key_id(new) in taken:
+                new = generate_signing_key(new_key_version())
+            try:
+                tmp = stage_signing_key(self.key_path, new)  # 2.
+            except OSError as exc:
+                raise MatrixError(500, Codes.UNKNOWN, f"Cannot write the new signing key next "
+                                  f"to {self.key_path}: {exc.strerror or exc}") from exc
+            try:
+                await self.store.add_old_key(  # 3.
+                    OldVerifyKey(key_id(old), verify_key_base64(old), now))
+                try:
+                    os.replace(tmp, self.key_path)  # 4.
+                except OSError as exc:
+                    raise MatrixError(500, Codes.UNKNOWN, f"Cannot replace {self.key_path}: "
+                                      f"{exc.strerror or exc}") from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+            self.signing_key = new  # 5.
+            for listener in self.listeners:
+                listener(new)
+            return key_id(new)
